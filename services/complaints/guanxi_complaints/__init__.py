@@ -1,0 +1,1 @@
+"""Guanxi complaints service: cases, deadlines on working days, escalation, crisis watch."""

@@ -1,0 +1,1 @@
+"""Guanxi customer service: profiles, segments, consent, PII vault, contact log, care schedule."""

@@ -1,0 +1,1 @@
+"""Guanxi gateway service: the HTTP front door: authentication, roles, rate limits, routing."""

@@ -1,0 +1,1 @@
+"""Guanxi notifications service: templates, channels, consent, caps, quiet hours, delivery log."""

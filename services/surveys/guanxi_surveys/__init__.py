@@ -1,0 +1,1 @@
+"""Guanxi surveys service: post-purchase and post-resolution surveys, CSAT, NPS, reports."""

@@ -1,0 +1,114 @@
+"""Identities and roles (DESIGN.md "Roles").
+
+The gateway authenticates users (OAuth2 bearer JWT) and forwards the verified identity to services
+as a short-lived internal JWT in ``X-Guanxi-Identity``, signed with the internal secret. Services
+verify that header themselves and enforce roles on their own routes, so a service reached
+directly (not through the gateway) is just as protected. Services calling each other sign a token
+with role ``service`` and their own name as subject.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from pydantic import BaseModel
+
+from .problems import Problem
+
+IDENTITY_HEADER = "X-Guanxi-Identity"
+INTERNAL_AUDIENCE = "guanxi-internal"
+INTERNAL_ISSUER = "guanxi-gateway"
+
+
+class Role(StrEnum):
+    agent = "agent"
+    supervisor = "supervisor"
+    auditor = "auditor"
+    admin = "admin"
+    integration = "integration"
+    service = "service"  # another Guanxi service, never a person
+
+
+STAFF = (Role.agent, Role.supervisor, Role.admin)
+
+
+class Identity(BaseModel):
+    subject: str
+    roles: list[Role]
+    team: str | None = None
+    request_id: str | None = None
+
+    def has(self, *roles: Role) -> bool:
+        return any(r in self.roles for r in roles)
+
+    @property
+    def primary_role(self) -> Role:
+        return self.roles[0]
+
+
+def sign_internal(identity: Identity, secret: str, ttl_seconds: int = 300) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": identity.subject,
+        "roles": [str(r) for r in identity.roles],
+        "team": identity.team,
+        "rid": identity.request_id,
+        "iss": INTERNAL_ISSUER,
+        "aud": INTERNAL_AUDIENCE,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def service_token(service_name: str, secret: str) -> str:
+    return sign_internal(Identity(subject=service_name, roles=[Role.service]), secret)
+
+
+def verify_internal(token: str, secret: str) -> Identity:
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], audience=INTERNAL_AUDIENCE, issuer=INTERNAL_ISSUER,
+                            options={"require": ["exp", "sub", "aud", "iss"]})
+        return Identity(subject=claims["sub"], roles=[Role(r) for r in claims.get("roles", [])],
+                        team=claims.get("team"), request_id=claims.get("rid"))
+    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+        raise Problem(401, "Unauthenticated", f"invalid identity: {exc}") from exc
+
+
+def identity_dependency(secret_of: Callable[[Request], str]) -> Callable[[Request], Identity]:
+    """A FastAPI dependency reading the verified identity from the internal header."""
+
+    def current_identity(request: Request) -> Identity:
+        token = request.headers.get(IDENTITY_HEADER)
+        if not token:
+            raise Problem(401, "Unauthenticated", f"missing {IDENTITY_HEADER} header")
+        identity = verify_internal(token, secret_of(request))
+        request.state.identity = identity
+        return identity
+
+    return current_identity
+
+
+def _secret_from_app(request: Request) -> str:
+    return str(request.app.state.internal_secret)
+
+
+current_identity = identity_dependency(_secret_from_app)
+CurrentIdentity = Annotated[Identity, Depends(current_identity)]
+
+
+def require_roles(*roles: Role) -> Callable[..., Identity]:
+    allowed: Iterable[Role] = roles
+
+    def check(identity: CurrentIdentity) -> Identity:
+        if not identity.has(*allowed):
+            raise Problem(403, "Forbidden", f"role {', '.join(identity.roles)} may not do this; needs one of: "
+                          + ", ".join(sorted(str(r) for r in allowed)))
+        return identity
+
+    return check

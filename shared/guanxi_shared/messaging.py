@@ -1,0 +1,273 @@
+"""Kafka plumbing every service uses the same way.
+
+* ``make_broker``: FastStream ``KafkaBroker`` with an idempotent producer (acks=all) and the
+  OpenTelemetry middleware (trace context in the W3C headers).
+* ``EventPublisher``: publishes CloudEvents keyed by subject (customer id) to the topic named by
+  their type, carrying the current trace context.
+* ``EventConsumer``: at-least-once batch consumption. Offsets are committed only after every event
+  of the batch has been handled (``AckPolicy.NACK_ON_ERROR``: an infrastructure failure rewinds the
+  partitions, and idempotent handlers make the redelivery harmless). A message that can never be
+  handled (bad JSON, wrong contract, a handler that keeps failing on it) goes to ``<topic>.dlq``
+  with the reason and the original headers after bounded attempts, and the partition keeps flowing.
+  Events of one customer are handled in order; different customers run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from .events import CloudEvent, InvalidEvent, decode_event
+from .settings import ServiceSettings
+from .topics import dead_letter
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("guanxi.messaging")
+
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+
+
+class PermanentError(Exception):
+    """The event can never be handled as it is (business rule refuses it): dead-letter it."""
+
+
+# Errors that mean "the infrastructure is unwell", never "this message is bad": such a batch is
+# not committed and is delivered again once the store or broker is back.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError, asyncio.TimeoutError, OSError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    # Server-side errors flagged retryable by the driver (e.g. not primary, shutdown in progress).
+    if isinstance(exc, OperationFailure):
+        return exc.has_error_label("RetryableWriteError") or exc.code in {6, 7, 89, 91, 189, 11600, 11602}
+    return isinstance(exc, PyMongoError) and exc.has_error_label("RetryableWriteError")
+
+
+def make_broker(settings: ServiceSettings, *, tracer_provider: Any = None, **overrides: Any) -> KafkaBroker:
+    options: dict[str, Any] = {
+        "enable_idempotence": True,  # implies acks=all: a retry never writes a duplicate
+        "linger_ms": 5,  # lets concurrent publishes share a produce request
+        "max_batch_size": 256 * 1024,
+        "request_timeout_ms": 30_000,
+        "retry_backoff_ms": 200,
+        "client_id": f"guanxi-{settings.service_name}",
+        "graceful_timeout": 30.0,
+        "middlewares": [KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+        "logger": logging.getLogger(f"guanxi.{settings.service_name}.kafka"),
+    }
+    options.update(overrides)
+    return KafkaBroker(settings.kafka_bootstrap_servers, **options)
+
+
+class EventPublisher:
+    """Publishes CloudEvents; the Kafka key is the subject, so one customer's events stay in order."""
+
+    def __init__(self, broker: KafkaBroker, settings: ServiceSettings) -> None:
+        self._broker = broker
+        self._settings = settings
+
+    async def publish(self, event: CloudEvent, *, topic: str | None = None, headers: dict[str, str] | None = None) -> None:
+        await self._broker.publish(
+            event.to_json(),
+            topic=self._settings.topic(topic or event.type),
+            key=event.subject.encode(),
+            headers={"content-type": CONTENT_TYPE, "ce_id": event.id, **(headers or {})},
+        )
+
+    async def publish_many(self, events: Iterable[CloudEvent]) -> None:
+        # Sent concurrently so the producer batches them; each await still waits for the ack.
+        await asyncio.gather(*(self.publish(e) for e in events))
+
+    async def dead_letter(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str], reason: str) -> None:
+        await self._broker.publish(
+            value,
+            topic=dead_letter(topic),
+            key=key,
+            headers={**headers, "dlq-reason": reason[:2000], "dlq-original-topic": topic,
+                     "dlq-service": self._settings.service_name, "dlq-failed-at": str(time.time())},
+        )
+
+
+@dataclass
+class Delivery:
+    """One decoded event and where it came from."""
+
+    event: CloudEvent
+    topic: str
+    partition: int
+    offset: int
+    headers: dict[str, str] = field(default_factory=dict)
+    value: bytes = b""
+    key: bytes | None = None
+
+    @property
+    def trace_context(self) -> otel_context.Context:
+        return propagate.extract(self.headers)
+
+
+EventHandler = Callable[[CloudEvent], Awaitable[None]]
+BatchHandler = Callable[[list[Delivery]], Awaitable[list[tuple[Delivery, BaseException]]]]
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    batches: int = 0
+
+
+class EventConsumer:
+    """Registers one batch subscriber for ``handlers`` (event type → handler) on ``broker``."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        settings: ServiceSettings,
+        publisher: EventPublisher,
+        handlers: dict[str, EventHandler],
+        *,
+        group_id: str | None = None,
+        batch_handlers: dict[str, BatchHandler] | None = None,
+        concurrency: int = 64,
+        auto_offset_reset: str = "earliest",
+        retry_backoff: float = 0.2,
+    ) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.handlers = handlers
+        self.batch_handlers = batch_handlers or {}
+        self.stats = ConsumerStats()
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._retry_backoff = retry_backoff
+        topics = sorted(set(handlers) | set(self.batch_handlers))
+        self._by_topic = {settings.topic(t): t for t in topics}
+        subscriber = broker.subscriber(
+            *self._by_topic,
+            group_id=group_id or settings.consumer_group,
+            batch=True,
+            max_records=settings.batch_max_records,
+            batch_timeout_ms=20,
+            auto_offset_reset=auto_offset_reset,  # type: ignore[arg-type]
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            max_poll_interval_ms=300_000,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
+        )
+        subscriber(self._consume)
+
+    # FastStream calls this with the raw batch; decoding is ours so a bad record cannot fail the batch.
+    async def _consume(self, msg: KafkaMessage) -> None:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        self.stats.batches += 1
+        deliveries: list[Delivery] = []
+        for record in records:
+            headers = {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v)) for k, v in (record.headers or ())}
+            value = record.value or b""
+            logical = self._by_topic.get(record.topic, record.topic)
+            try:
+                event = decode_event(value)
+                if event.type != logical:
+                    raise InvalidEvent(f"event type {event.type!r} published on topic {logical!r}")
+            except InvalidEvent as exc:
+                await self._dead_letter(record.topic, value, record.key, headers, str(exc))
+                continue
+            deliveries.append(Delivery(event, record.topic, record.partition, record.offset, headers, value, record.key))
+        if not deliveries:
+            return
+
+        failures: list[tuple[Delivery, BaseException]] = []
+        by_type: dict[str, list[Delivery]] = defaultdict(list)
+        for d in deliveries:
+            by_type[d.event.type].append(d)
+        for event_type, batch in by_type.items():
+            if event_type in self.batch_handlers:
+                failures += await self.batch_handlers[event_type](batch)
+            else:
+                failures += await self._per_customer(batch)
+        # Failures left after bounded retries: transient ones keep the batch uncommitted.
+        transient = [exc for _, exc in failures if is_transient(exc)]
+        if transient:
+            await asyncio.sleep(1.0)  # do not spin while the store or broker is down
+            raise transient[0]
+        for delivery, exc in failures:
+            await self._dead_letter(delivery.topic, delivery.value, delivery.key, delivery.headers, f"{type(exc).__name__}: {exc}")
+        self.stats.handled += len(deliveries) - len(failures)
+
+    async def _per_customer(self, batch: Sequence[Delivery]) -> list[tuple[Delivery, BaseException]]:
+        groups: dict[str, list[Delivery]] = defaultdict(list)
+        for d in batch:
+            groups[d.event.subject].append(d)
+
+        async def run_group(items: list[Delivery]) -> list[tuple[Delivery, BaseException]]:
+            out = []
+            async with self._semaphore:
+                for d in items:
+                    exc = await self.handle_one(d)
+                    if exc is not None:
+                        out.append((d, exc))
+                        if is_transient(exc):
+                            break  # keep this customer's order: the rest comes again with the batch
+            return out
+
+        results = await asyncio.gather(*(run_group(g) for g in groups.values()))
+        return [f for r in results for f in r]
+
+    async def handle_one(self, delivery: Delivery) -> BaseException | None:
+        """Run the handler with bounded retries inside a span continuing the producer's trace."""
+        handler = self.handlers[delivery.event.type]
+        attempts = self.settings.max_delivery_attempts
+        last: BaseException | None = None
+        for attempt in range(1, attempts + 1):
+            with tracer.start_as_current_span(
+                f"{delivery.event.type} process",
+                context=delivery.trace_context,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": delivery.topic,
+                    "messaging.kafka.destination.partition": delivery.partition,
+                    "messaging.kafka.message.offset": delivery.offset,
+                    "messaging.message.id": delivery.event.id,
+                    "messaging.consumer.group.name": self.settings.consumer_group,
+                    "guanxi.customer_id": delivery.event.subject,
+                    "guanxi.attempt": attempt,
+                },
+            ) as span:
+                try:
+                    await handler(delivery.event)
+                    return None
+                except (InvalidEvent, PermanentError) as exc:
+                    span.record_exception(exc)
+                    return exc
+                except Exception as exc:
+                    span.record_exception(exc)
+                    last = exc
+                    if attempt < attempts:
+                        self.stats.retried += 1
+                        log.warning("handler for %s failed (attempt %d/%d): %r", delivery.event.type, attempt, attempts, exc)
+                        await asyncio.sleep(self._retry_backoff * attempt)
+        return last
+
+    async def _dead_letter(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str], reason: str) -> None:
+        self.stats.dead_lettered += 1
+        log.error("dead-lettering a message from %s: %s", topic, reason)
+        await self.publisher.dead_letter(topic, value, key, headers, reason)

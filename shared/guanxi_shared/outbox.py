@@ -1,0 +1,107 @@
+"""Transactional outbox inside the aggregate document (DESIGN.md "Storage").
+
+MongoDB-wire stores here give atomicity per document only, so a state change and the events it
+causes are written in the same update: the events go into an ``outbox`` map (event id → entry) of
+that document. The relay publishes pending entries and then ``$unset``s each one. A crash between
+publish and clearing republishes the entry with the same event id, and consumers deduplicate on it.
+
+The map (rather than an array) is deliberate: FerretDB ignores ``$pull`` with a condition, while
+``$unset`` of ``outbox.<id>`` works the same on MongoDB and FerretDB.
+
+The trace context current at write time is stored with each entry and restored when publishing,
+so the trace continues across the asynchronous hop (as eShop does with its integration events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from pymongo.asynchronous.collection import AsyncCollection
+
+from .events import CloudEvent, decode_event
+from .messaging import EventPublisher
+
+log = logging.getLogger(__name__)
+
+PENDING = {"outbox": {"$exists": True, "$ne": {}}}
+
+
+def outbox_set(events: Iterable[CloudEvent]) -> dict[str, Any]:
+    """The ``$set`` fields that put ``events`` in the outbox of the document being updated."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    base = time.time_ns()
+    return {
+        f"outbox.{e.id}": {"seq": base + i, "value": e.to_json().decode(), "trace": carrier}
+        for i, e in enumerate(events)
+    }
+
+
+class OutboxRelay:
+    """Publishes outbox entries of ``collections``: right after a write (``flush``) and by polling."""
+
+    def __init__(self, publisher: EventPublisher, collections: Sequence[AsyncCollection[Any]], poll_seconds: float = 0.5) -> None:
+        self._publisher = publisher
+        self._collections = list(collections)
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    def kick(self) -> None:
+        """Ask the polling loop to run now (after a write that added outbox entries)."""
+        self._wake.set()
+
+    async def flush(self, collection: AsyncCollection[Any], doc_ids: Iterable[Any]) -> None:
+        ids = list(doc_ids)
+        if not ids:
+            return
+        docs = [d async for d in collection.find({"_id": {"$in": ids}, **PENDING}, {"outbox": 1})]
+        await self._publish_docs(collection, docs)
+
+    async def flush_all(self, limit: int = 1000) -> int:
+        count = 0
+        for collection in self._collections:
+            docs = [d async for d in collection.find(PENDING, {"outbox": 1}).limit(limit)]
+            count += await self._publish_docs(collection, docs)
+        return count
+
+    async def _publish_docs(self, collection: AsyncCollection[Any], docs: list[dict[str, Any]]) -> int:
+        if not docs:
+            return 0
+        # Documents in parallel (the producer batches them); one document's entries in order.
+        counts = await asyncio.gather(*(self._publish_doc(collection, d) for d in docs))
+        return sum(counts)
+
+    async def _publish_doc(self, collection: AsyncCollection[Any], doc: dict[str, Any]) -> int:
+        entries = sorted((doc.get("outbox") or {}).items(), key=lambda kv: kv[1].get("seq", 0))
+        for event_id, entry in entries:
+            event = decode_event(entry["value"])
+            token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
+            try:
+                await self._publisher.publish(event)
+            finally:
+                otel_context.detach(token)
+            await collection.update_one({"_id": doc["_id"]}, {"$unset": {f"outbox.{event_id}": ""}})
+            self.published += 1
+        return len(entries)
+
+    async def run(self) -> None:
+        """Poll until cancelled; failures are logged and retried (nothing is dropped)."""
+        while True:
+            try:
+                await self.flush_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()

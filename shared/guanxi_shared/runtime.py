@@ -1,0 +1,155 @@
+"""The process shell every service shares: connect on start, serve HTTP, stop cleanly on SIGTERM.
+
+Nothing connects at import time: ``ServiceRuntime`` only builds clients; ``start`` (run by the
+FastAPI lifespan) creates indexes, starts the broker and the background loops; ``stop`` cancels the
+loops, lets in-flight handlers finish (FastStream's graceful timeout: an interrupted batch is
+not committed) and closes connections. ``serve`` runs it under uvicorn, which turns SIGTERM and
+SIGINT into that orderly stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from .messaging import EventPublisher, make_broker
+from .outbox import OutboxRelay
+from .problems import install_problem_handlers
+from .settings import ServiceSettings
+from .store import database, make_mongo_client, ping
+from .telemetry import instrument_fastapi, setup_logging, setup_tracing
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings, *, tracing: bool = True) -> None:
+        self.settings = settings
+        tracer_provider = setup_tracing(settings.service_name, settings.service_version) if tracing else None
+        self.mongo = make_mongo_client(settings)
+        self.db = database(self.mongo, settings)
+        self.broker = make_broker(settings, tracer_provider=tracer_provider)
+        self.publisher = EventPublisher(self.broker, settings)
+        self.relay = OutboxRelay(self.publisher, [], poll_seconds=settings.outbox_poll_seconds)
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+        self._loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    def outbox_collections(self, *names: str) -> None:
+        self.relay = OutboxRelay(self.publisher, [self.db[n] for n in names], poll_seconds=self.settings.outbox_poll_seconds)
+
+    def on_startup(self, hook: Hook) -> Hook:
+        self._startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        self._shutdown.append(hook)
+        return hook
+
+    def background(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        self._loops.append((name, loop))
+
+    async def start(self) -> None:
+        for hook in self._startup:
+            await hook()
+        await self.broker.start()
+        self._tasks = [asyncio.create_task(self._guard(name, loop), name=name) for name, loop in
+                       [("outbox-relay", self.relay.run), *self._loops]]
+        self.started = True
+        log.info("%s started", self.settings.service_name)
+
+    async def _guard(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        # A background loop that dies is restarted: a scheduler must not silently stop.
+        while True:
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background loop %s crashed; restarting in 1s", name)
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self.broker.stop()  # waits for in-flight handlers up to graceful_timeout
+        for hook in self._shutdown:
+            await hook()
+        with contextlib.suppress(Exception):
+            await self.relay.flush_all()
+        await self.mongo.close()
+        self.started = False
+        log.info("%s stopped", self.settings.service_name)
+
+    async def readiness(self) -> dict[str, Any]:
+        store_ok = await ping(self.mongo)
+        try:
+            broker_ok = bool(await self.broker.ping(timeout=2.0))
+        except Exception:
+            broker_ok = False
+        return {"store": store_ok, "broker": broker_ok, "started": self.started}
+
+    def http_app(self, routers: Sequence[APIRouter], *, title: str, description: str = "") -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=title, version=self.settings.service_version, description=description, lifespan=lifespan)
+        app.state.internal_secret = self.settings.internal_secret.get_secret_value()
+        app.state.runtime = self
+        install_problem_handlers(app)
+        app.add_middleware(RequestIdMiddleware)
+        instrument_fastapi(app)
+
+        @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok", "service": self.settings.service_name}
+
+        @app.get("/readyz", tags=["health"], summary="Readiness: store and broker reachable")
+        async def readyz() -> JSONResponse:
+            checks = await self.readiness()
+            ok = all(checks.values())
+            return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+
+        for router in routers:
+            app.include_router(router)
+        return app
+
+
+class RequestIdMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        rid = request.headers.get("x-request-id") or str(uuid.uuid4())
+        request.state.request_id = rid
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = rid
+        return response
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run under uvicorn; SIGTERM/SIGINT trigger the lifespan shutdown above."""
+    setup_logging(settings.service_name, settings.log_level)
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, lifespan="on",
+                            log_config=None, access_log=False, timeout_graceful_shutdown=30)
+    uvicorn.Server(config).run()

@@ -1,0 +1,43 @@
+"""MongoDB access through PyMongo's asyncio API (AsyncMongoClient); never Motor.
+
+The same code runs on MongoDB 7+ and FerretDB 1.24: no transactions, change streams, TTL/text/
+partial indexes, collation or arrayFilters; aggregations keep to the stages both support.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from .settings import ServiceSettings
+
+__all__ = ["DuplicateKeyError", "database", "make_mongo_client", "ping"]
+
+
+def make_mongo_client(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[dict[str, Any]]:
+    """Create the client; it connects lazily, so nothing happens at construction time."""
+    options: dict[str, Any] = {
+        "serverSelectionTimeoutMS": 5_000,
+        "connectTimeoutMS": 5_000,
+        "timeoutMS": None,
+        "retryWrites": True,
+        "tz_aware": True,
+        "appname": f"guanxi-{settings.service_name}",
+    }
+    options.update(overrides)
+    return AsyncMongoClient(settings.mongodb_url, **options)
+
+
+def database(client: AsyncMongoClient[dict[str, Any]], settings: ServiceSettings) -> AsyncDatabase[dict[str, Any]]:
+    return client[settings.mongodb_database]
+
+
+async def ping(client: AsyncMongoClient[dict[str, Any]]) -> bool:
+    try:
+        await client.admin.command("ping")
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,136 @@
+"""Foundation: an external producer's CloudEvent flows through a FastStream consumer into the store
+and out again as a follow-up event, under one trace; poison goes to the DLQ; duplicates have one effect."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from guanxi_shared.contracts.inbound import PurchaseCompleted
+from guanxi_shared.events import CloudEvent, new_event, parse_data
+from guanxi_shared.idempotency import apply_once
+from guanxi_shared.messaging import EventConsumer
+from guanxi_shared.outbox import outbox_set
+from guanxi_shared.runtime import ServiceRuntime
+from guanxi_shared.settings import ServiceSettings
+from guanxi_shared.testing import eventually
+from guanxi_shared.topics import PURCHASE_COMPLETED
+from opentelemetry import propagate, trace
+
+pytestmark = pytest.mark.integration
+
+
+class DemoSettings(ServiceSettings):
+    service_name = "demo"
+
+
+def purchase(order_id: str, customer: str, amount: str = "10.00") -> dict[str, Any]:
+    return {
+        "order_id": order_id, "customer_id": customer, "amount": amount, "currency": "CNY",
+        "items": [{"sku": "S1", "name": "Tea", "quantity": 1, "unit_price": amount}],
+        "channel": "web", "purchased_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def build_demo(settings: DemoSettings) -> ServiceRuntime:
+    runtime = ServiceRuntime(settings)
+    customers = runtime.db["customers"]
+    runtime.outbox_collections("customers")
+
+    async def on_purchase(event: CloudEvent) -> None:
+        data = parse_data(event, PurchaseCompleted)
+        follow = event.follow_up("customer.tier_changed", {"customer_id": data.customer_id, "order_id": data.order_id},
+                                 source="demo", id=str(uuid.uuid5(uuid.NAMESPACE_URL, event.id)))
+        await apply_once(customers, data.customer_id, event.id, {"$inc": {"purchases": 1}, "$set": outbox_set([follow])})
+        await runtime.relay.flush(customers, [data.customer_id])
+
+    EventConsumer(runtime.broker, settings, runtime.publisher, {PURCHASE_COMPLETED: on_purchase})
+    return runtime
+
+
+async def test_event_flows_through_consumer_store_and_follow_up_under_one_trace(
+    make_settings, topics, tap, producer, span_exporter
+) -> None:
+    settings = make_settings(DemoSettings)
+    runtime = build_demo(settings)
+    follow_ups = await tap("customer.tier_changed")
+    await runtime.start()
+    try:
+        tracer = trace.get_tracer("external-order-system")
+        with tracer.start_as_current_span("order system publishes") as span:
+            trace_id = span.get_span_context().trace_id
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
+            event = new_event(PURCHASE_COMPLETED, "cust-1", purchase("o-1", "cust-1"), source="orders")
+            await producer.send_and_wait(topics + PURCHASE_COMPLETED, event.to_json(), key=b"cust-1",
+                                         headers=[(k, v.encode()) for k, v in headers.items()])
+        await follow_ups.wait_for(lambda t: len(t.records) >= 1, what="follow-up event")
+        record = follow_ups.records[0]
+        body = json.loads(record.value)
+        assert body["type"] == "customer.tier_changed" and body["causationid"] == event.id
+        assert body["subject"] == "cust-1" and record.key == b"cust-1"
+        # The follow-up carries the same trace id in its W3C traceparent header.
+        traceparent = dict(record.headers)["traceparent"].decode()
+        assert traceparent.split("-")[1] == format(trace_id, "032x")
+        doc = await runtime.db["customers"].find_one({"_id": "cust-1"})
+        assert doc is not None and doc["purchases"] == 1 and doc["outbox"] == {}
+        # Spans of both hops, including async PyMongo command spans, share the trace.
+        spans = [s for s in span_exporter.get_finished_spans() if s.context.trace_id == trace_id]
+        names = {s.name for s in spans}
+        assert f"{PURCHASE_COMPLETED} process" in names
+        assert any(s.attributes and s.attributes.get("db.system") == "mongodb" for s in spans), names
+        assert any("tier_changed" in n and "publish" in n for n in names), names
+    finally:
+        await runtime.stop()
+
+
+async def test_poison_message_goes_to_dlq_with_reason_and_stream_keeps_flowing(make_settings, topics, tap, producer) -> None:
+    settings = make_settings(DemoSettings)
+    runtime = build_demo(settings)
+    dlq = await tap(PURCHASE_COMPLETED + ".dlq")
+    follow_ups = await tap("customer.tier_changed")
+    await runtime.start()
+    try:
+        topic = topics + PURCHASE_COMPLETED
+        await producer.send_and_wait(topic, b"{not json", key=b"c-p", headers=[("origin", b"pos-17")])
+        bad = new_event(PURCHASE_COMPLETED, "c-p", {**purchase("o-bad", "c-p"), "amount": "lots"}, source="orders")
+        await producer.send_and_wait(topic, bad.to_json(), key=b"c-p")
+        good = new_event(PURCHASE_COMPLETED, "c-p", purchase("o-good", "c-p"), source="orders")
+        await producer.send_and_wait(topic, good.to_json(), key=b"c-p")
+
+        await dlq.wait_for(lambda t: len(t.records) >= 2, what="two dead letters")
+        await follow_ups.wait_for(lambda t: len(t.records) >= 1, what="the good event's follow-up")
+        reasons = [dict(r.headers)["dlq-reason"].decode() for r in dlq.records]
+        assert "not JSON" in reasons[0]
+        assert "amount" in reasons[1]
+        assert dict(dlq.records[0].headers)["origin"] == b"pos-17"  # original headers kept
+        assert dlq.records[0].value == b"{not json"
+        assert json.loads(follow_ups.records[0].value)["data"]["order_id"] == "o-good"
+    finally:
+        await runtime.stop()
+
+
+async def test_same_event_delivered_twice_has_one_effect(make_settings, topics, tap, producer) -> None:
+    settings = make_settings(DemoSettings)
+    runtime = build_demo(settings)
+    follow_ups = await tap("customer.tier_changed")
+    await runtime.start()
+    try:
+        event = new_event(PURCHASE_COMPLETED, "c-d", purchase("o-d", "c-d"), source="orders")
+        for _ in range(2):
+            await producer.send_and_wait(topics + PURCHASE_COMPLETED, event.to_json(), key=b"c-d")
+        second = new_event(PURCHASE_COMPLETED, "c-d", purchase("o-d2", "c-d"), source="orders")
+        await producer.send_and_wait(topics + PURCHASE_COMPLETED, second.to_json(), key=b"c-d")
+        doc = await eventually(lambda: runtime.db["customers"].find_one({"_id": "c-d"}),
+                               lambda d: d is not None and d["purchases"] >= 2, what="two purchases counted")
+        await follow_ups.wait_for(lambda t: len(t.records) >= 2, what="two follow-ups")
+        await follow_ups.settle(1.0)
+        doc = await runtime.db["customers"].find_one({"_id": "c-d"})
+        assert doc is not None and doc["purchases"] == 2
+        ids = [json.loads(r.value)["id"] for r in follow_ups.records]
+        assert len(set(ids)) == 2
+    finally:
+        await runtime.stop()
