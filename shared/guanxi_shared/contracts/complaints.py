@@ -1,0 +1,62 @@
+"""Payloads the complaints service publishes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from .inbound import Contract
+
+
+class ComplaintStep(Contract):
+    """Common shape of every lifecycle event (complaint.registered/acknowledged/assigned/...)."""
+
+    complaint_id: str
+    customer_id: str
+    status: str
+    actor: str
+    at: datetime
+    channel: str | None = None
+    category: str | None = None
+    severity: str | None = None
+    owner: str | None = None
+    note: str | None = None
+
+
+class ComplaintResolved(ComplaintStep):
+    resolution: str
+    compensation: str | None = None
+    apology: bool = False
+    root_cause: str | None = None
+
+
+class DeadlineEvent(Contract):
+    """complaint.deadline_approaching / complaint.deadline_breached (once per deadline)."""
+
+    complaint_id: str
+    customer_id: str
+    deadline: str  # acknowledge | preliminary_opinion | investigation | formal_answer
+    due_at: datetime
+    owner: str | None = None
+    at: datetime
+
+
+class ComplaintEscalated(Contract):
+    complaint_id: str
+    customer_id: str
+    reason: str  # breach:<deadline> | unowned
+    escalated_to: str = "supervisor"
+    at: datetime
+
+
+class CrisisAlert(Contract):
+    alert_id: str
+    dimension: str  # category | product | channel | satisfaction
+    value: str
+    count: int
+    window_minutes: int
+    baseline: float
+    threshold: float
+    at: datetime
+    sample_complaint_ids: list[str] = Field(default_factory=list)
