@@ -8,6 +8,7 @@ version N into N+1, and consumers always see the newest shape.
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Callable
@@ -115,7 +116,7 @@ def register_upcaster(event_type: str, from_version: int, fn: Upcaster) -> None:
 
 def upcast(event: CloudEvent) -> CloudEvent:
     version = event.dataversion
-    data = event.data
+    data = copy.deepcopy(event.data)
     target = _CURRENT_VERSION.get(event.type, version)
     while version < target:
         fn = _UPCASTERS.get((event.type, version))
