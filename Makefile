@@ -20,16 +20,16 @@ install: $(UV) ## create .venv from uv.lock with the machine's Python 3.11
 	@UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen --python python3.11 --quiet
 
 run: install ## start everything in the foreground (Ctrl-C stops it all)
-	@$(PY) deploy/local/platform.py run
+	@$(PY) deploy/local/stack.py run
 
 up: install ## start everything in the background; returns when the gateway is ready
-	@$(PY) deploy/local/platform.py up
+	@$(PY) deploy/local/stack.py up
 
 down: ## stop the services and the local infrastructure
-	@$(PY) deploy/local/platform.py down
+	@$(PY) deploy/local/stack.py down
 
 status: ## what is running
-	@$(PY) deploy/local/platform.py status
+	@$(PY) deploy/local/stack.py status
 
 infra-up: install ## only Kafka + FerretDB (+ topics)
 	@$(PY) deploy/local/infra.py up

@@ -71,7 +71,8 @@ class Instance:
                 link.symlink_to(target)
 
     def _infra(self, command: str) -> None:
-        proc = subprocess.run([sys.executable, str(INFRA), command], env=self.env(),  # noqa: S603
+        # -P: deploy/local/platform.py would otherwise shadow the standard library module `platform`.
+        proc = subprocess.run([sys.executable, "-P", str(INFRA), command], env=self.env(),  # noqa: S603
                               capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"infra.py {command} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -121,7 +122,7 @@ class Instance:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down"])
-    parser.add_argument("--dir", type=Path, default=MAIN_LOCAL.parent / ".local-faults")
+    parser.add_argument("--dir", type=Path, default=MAIN_LOCAL / "faults")
     parser.add_argument("--kafka-port", type=int, default=19092)
     parser.add_argument("--mongo-port", type=int, default=37017)
     args = parser.parse_args()

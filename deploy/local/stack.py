@@ -1,9 +1,9 @@
 """Run the whole platform on one machine: infrastructure, SMTP sink, five services and the gateway.
 
-    python deploy/local/platform.py run    # foreground; Ctrl-C stops everything cleanly
-    python deploy/local/platform.py up     # background; returns when the gateway answers /readyz
-    python deploy/local/platform.py down   # stops the services, the sink and the infrastructure
-    python deploy/local/platform.py status
+    python deploy/local/stack.py run    # foreground; Ctrl-C stops everything cleanly
+    python deploy/local/stack.py up     # background; returns when the gateway answers /readyz
+    python deploy/local/stack.py down   # stops the services, the sink and the infrastructure
+    python deploy/local/stack.py status
 
 Process ids and logs live in .local/run/ (git-ignored).
 """
@@ -136,7 +136,7 @@ def main() -> int:
         else:
             return status()
     except infra.InfraError as exc:
-        print(f"[platform] ERROR: {exc}", file=sys.stderr)
+        print(f"[stack] ERROR: {exc}", file=sys.stderr)
         return 1
     return 0
 
