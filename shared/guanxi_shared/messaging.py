@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
@@ -147,7 +147,7 @@ class EventConsumer:
         group_id: str | None = None,
         batch_handlers: dict[str, BatchHandler] | None = None,
         concurrency: int = 64,
-        auto_offset_reset: str = "earliest",
+        auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
         retry_backoff: float = 0.2,
     ) -> None:
         self.settings = settings
@@ -160,12 +160,12 @@ class EventConsumer:
         topics = sorted(set(handlers) | set(self.batch_handlers))
         self._by_topic = {settings.topic(t): t for t in topics}
         subscriber = broker.subscriber(
-            *self._by_topic,
+            *list(self._by_topic),
             group_id=group_id or settings.consumer_group,
             batch=True,
             max_records=settings.batch_max_records,
             batch_timeout_ms=20,
-            auto_offset_reset=auto_offset_reset,  # type: ignore[arg-type]
+            auto_offset_reset=auto_offset_reset,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             max_poll_interval_ms=300_000,
             session_timeout_ms=10_000,
@@ -203,12 +203,13 @@ class EventConsumer:
             else:
                 failures += await self._per_customer(batch)
         # Failures left after bounded retries: transient ones keep the batch uncommitted.
-        transient = [exc for _, exc in failures if is_transient(exc)]
+        transient = [f for _, f in failures if is_transient(f)]
         if transient:
             await asyncio.sleep(1.0)  # do not spin while the store or broker is down
             raise transient[0]
-        for delivery, exc in failures:
-            await self._dead_letter(delivery.topic, delivery.value, delivery.key, delivery.headers, f"{type(exc).__name__}: {exc}")
+        for delivery, failure in failures:
+            reason = f"{type(failure).__name__}: {failure}"
+            await self._dead_letter(delivery.topic, delivery.value, delivery.key, delivery.headers, reason)
         self.stats.handled += len(deliveries) - len(failures)
 
     async def _per_customer(self, batch: Sequence[Delivery]) -> list[tuple[Delivery, BaseException]]:
@@ -220,10 +221,10 @@ class EventConsumer:
             out = []
             async with self._semaphore:
                 for d in items:
-                    exc = await self.handle_one(d)
-                    if exc is not None:
-                        out.append((d, exc))
-                        if is_transient(exc):
+                    error = await self.handle_one(d)
+                    if error is not None:
+                        out.append((d, error))
+                        if is_transient(error):
                             break  # keep this customer's order: the rest comes again with the batch
             return out
 
