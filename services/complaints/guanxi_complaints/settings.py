@@ -1,10 +1,16 @@
-"""Settings of the complaints service (environment variables prefixed `COMPLAINTS_`)."""
+"""Settings of the complaints service (environment variables prefixed `COMPLAINTS_`).
+
+Lists (extra holidays, working days, per-severity targets) are read as JSON from the environment,
+e.g. ``COMPLAINTS_EXTRA_WORKING_DAYS='["2027-02-20"]'``.
+"""
 
 from __future__ import annotations
 
+from datetime import date, time
 from typing import ClassVar
 
 from guanxi_shared.settings import ServiceSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 
@@ -13,3 +19,39 @@ class ComplaintsSettings(ServiceSettings):
 
     service_name: ClassVar[str] = "complaints"
     http_port: int = 8102
+
+    # Working-day calendar (CP-2): the country's public holidays and make-up working days (调休),
+    # then the company's own additions, which win over the country calendar.
+    calendar_country: str = "CN"
+    calendar_subdivision: str | None = None
+    timezone: str = "Asia/Shanghai"
+    business_day_end: time = time(18, 0)
+    extra_holidays: list[date] = Field(default_factory=list)
+    extra_working_days: list[date] = Field(default_factory=list)
+
+    # Deadlines (CP-2, CC-3).
+    acknowledge_hours: float = Field(24.0, gt=0)
+    acknowledge_minutes_by_severity: dict[str, int] = Field(default_factory=lambda: {"urgent": 60})
+    preliminary_opinion_working_days: int = Field(3, ge=1, le=60)
+    investigation_working_days: int = Field(5, ge=1, le=60)
+    formal_answer_working_days: int = Field(15, ge=1, le=120)
+    auto_acknowledge: bool = True
+
+    # Watching deadlines (CP-4, CP-5).
+    deadline_lead_minutes: int = Field(240, ge=0)
+    unowned_grace_minutes: int = Field(120, ge=0)
+    follow_up_window_days: float = Field(7.0, gt=0)
+    watcher_interval_seconds: float = Field(1.0, gt=0)
+
+    # Crisis early warning (CP-7).
+    crisis_window_minutes: int = Field(60, ge=1)
+    crisis_bucket_minutes: int = Field(5, ge=1)
+    crisis_baseline_windows: int = Field(24, ge=1, le=24 * 30)
+    crisis_min_count: int = Field(10, ge=1)
+    crisis_ratio: float = Field(3.0, gt=0)
+    low_score_window_minutes: int = Field(1440, ge=1)
+    low_score_run: int = Field(3, ge=1)
+    low_score_opens_case: bool = False
+
+    # HTTP lists.
+    max_page_size: int = Field(200, ge=1, le=1000)

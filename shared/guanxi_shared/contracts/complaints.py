@@ -22,6 +22,14 @@ class ComplaintStep(Contract):
     severity: str | None = None
     owner: str | None = None
     note: str | None = None
+    # Optional additions (dataversion 1 stays compatible).
+    team: str | None = None
+    product: str | None = None
+    previous_owner: str | None = None  # complaint.assigned
+    confirmed_by_customer: bool | None = None  # complaint.closed
+    # registered / acknowledged / investigation_started / reopened: due times of the deadlines so far
+    # (acknowledge, preliminary_opinion, investigation, formal_answer), RFC 3339 with offset.
+    deadlines: dict[str, datetime] | None = None
 
 
 class ComplaintResolved(ComplaintStep):
@@ -29,6 +37,7 @@ class ComplaintResolved(ComplaintStep):
     compensation: str | None = None
     apology: bool = False
     root_cause: str | None = None
+    first_contact_resolution: bool | None = None
 
 
 class DeadlineEvent(Contract):
@@ -48,6 +57,7 @@ class ComplaintEscalated(Contract):
     reason: str  # breach:<deadline> | unowned
     escalated_to: str = "supervisor"
     at: datetime
+    owner: str | None = None
 
 
 class CrisisAlert(Contract):
