@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 from guanxi_shared.clock import Clock, SystemClock
 from guanxi_shared.runtime import ServiceRuntime, serve
 
+from . import api, handlers
+from .handlers import Deps
 from .settings import SurveysSettings
+from .store import SKIPS, SURVEYS, SurveyStore
+from .subscribers import subscribe
 
 
 def build(settings: SurveysSettings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or SurveysSettings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
-    return runtime.http_app([], title="Guanxi surveys service", description="post-purchase and post-resolution surveys, CSAT, NPS, reports")
+    runtime.outbox_collections(SURVEYS, SKIPS)
+    store = SurveyStore(runtime.db)
+    deps = Deps.create(store, settings, clock, runtime.relay)
+    subscribe(runtime, deps)
+
+    async def scheduler() -> None:
+        # Sends, reminds and expires; every step is a conditional update, so restarts and
+        # several instances never send a survey twice.
+        while True:
+            await handlers.tick(deps)
+            await asyncio.sleep(settings.scheduler_interval_seconds)
+
+    runtime.on_startup(store.ensure_indexes)
+    runtime.background("survey-scheduler", scheduler)
+    app = runtime.http_app([api.router()], title="Guanxi surveys service",
+                           description="post-purchase and post-resolution surveys, CSAT, NPS, reports")
+    app.state.deps = deps
+    return app
 
 
 def main() -> None:

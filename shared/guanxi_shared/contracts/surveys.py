@@ -26,6 +26,8 @@ class SurveyRequested(Contract):
     link: str  # signed, single-use, expiring
     expires_at: datetime
     reminder: bool = False
+    trigger_id: str | None = None
+    template: str | None = None  # e.g. post_purchase@v1
 
 
 class SurveyCompleted(Contract):
@@ -36,6 +38,9 @@ class SurveyCompleted(Contract):
     nps: int | None = None  # 0-10
     channel: str | None = None
     completed_at: datetime
+    trigger_id: str | None = None
+    member_level: str | None = None
+    template: str | None = None
 
 
 class SurveyLowScore(Contract):
@@ -46,6 +51,8 @@ class SurveyLowScore(Contract):
     nps: int | None = None
     reason: str
     at: datetime
+    trigger_id: str | None = None
+    channel: str | None = None
 
 
 class SurveySkipped(Contract):
@@ -54,3 +61,4 @@ class SurveySkipped(Contract):
     trigger_id: str
     reason: str
     at: datetime
+    survey_id: str | None = None  # set when an already scheduled survey was cancelled
