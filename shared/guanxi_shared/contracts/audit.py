@@ -26,3 +26,5 @@ class AuditViolation(Contract):
     actor: str | None = None
     detail: str
     at: datetime
+    event_id: str | None = None  # the captured event that triggered the rule, when one did
+    seq: int | None = None  # chain_broken: the first record that breaks the chain

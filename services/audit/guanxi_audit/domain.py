@@ -1,0 +1,306 @@
+"""The audit trail's rules: canonical form, hash chain, checkpoints, redaction, violation rules.
+
+Pure: no I/O. A stored record is a plain dict (the Mongo document); everything here can be
+recomputed from it, which is what verification does.
+
+Hash design (see README "Tamper evidence"): the record hash covers the envelope and, for the
+payload, one salted digest per top-level field of ``data`` rather than the values themselves.
+Erasure replaces a personal value by a marker and drops that field's salt but keeps its digest,
+so the chain still verifies while the erased value can no longer be confirmed by guessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+HASHED_FIELDS: tuple[str, ...] = (
+    "seq", "prev_hash", "_id", "type", "source", "subject", "time", "dataversion",
+    "correlationid", "causationid", "actor", "trace_id", "recorded_at", "digests",
+)
+# Payload fields naming who acted, in the order they are tried.
+ACTOR_FIELDS: tuple[str, ...] = ("actor", "agent_id", "actor_id", "owner", "handler")
+
+
+def canonical(value: Any) -> bytes:
+    """Sorted-key compact JSON (UTF-8); datetimes as UTC RFC 3339 to the millisecond (BSON precision)."""
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return as_utc_ms(value).isoformat(timespec="milliseconds")
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def as_utc_ms(moment: datetime) -> datetime:
+    """The instant as MongoDB will give it back: UTC, milliseconds."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def field_digest(salt: str, value: Any) -> str:
+    return hashlib.sha256(bytes.fromhex(salt) + canonical(value)).hexdigest()
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical({k: record.get(k) for k in HASHED_FIELDS})).hexdigest()
+
+
+def trace_id_of(headers: Mapping[str, str]) -> str | None:
+    """The trace id of a W3C ``traceparent`` header (``00-<trace>-<span>-<flags>``)."""
+    parts = (headers.get("traceparent") or "").split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+        return parts[1].lower()
+    return None
+
+
+def actor_of(data: Mapping[str, Any]) -> str | None:
+    for name in ACTOR_FIELDS:
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class Capture:
+    """An event about to be appended: everything of the record except its place in the chain."""
+
+    event_id: str
+    type: str
+    source: str
+    subject: str
+    time: datetime
+    dataversion: int
+    correlationid: str | None
+    causationid: str | None
+    data: dict[str, Any]
+    trace_id: str | None
+    recorded_at: datetime
+    salts: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, event: Any, trace_id: str | None, recorded_at: datetime) -> Capture:
+        """From a CloudEvent; salts are drawn once so a retried append seals the same digests."""
+        data = dict(event.data)
+        return cls(
+            event_id=event.id, type=event.type, source=event.source, subject=event.subject,
+            time=as_utc_ms(event.time), dataversion=event.dataversion, correlationid=event.correlationid,
+            causationid=event.causationid, data=data, trace_id=trace_id, recorded_at=as_utc_ms(recorded_at),
+            salts={k: secrets.token_hex(16) for k in data},
+        )
+
+    @property
+    def actor(self) -> str | None:
+        return actor_of(self.data)
+
+
+def seal(capture: Capture, seq: int, prev_hash: str) -> dict[str, Any]:
+    """The stored record for ``capture`` at position ``seq`` after a record hashing to ``prev_hash``."""
+    record: dict[str, Any] = {
+        "_id": capture.event_id, "seq": seq, "prev_hash": prev_hash, "type": capture.type,
+        "source": capture.source, "subject": capture.subject, "time": capture.time,
+        "dataversion": capture.dataversion, "correlationid": capture.correlationid,
+        "causationid": capture.causationid, "actor": capture.actor, "trace_id": capture.trace_id,
+        "recorded_at": capture.recorded_at, "data": capture.data, "salts": dict(capture.salts),
+        "digests": {k: field_digest(capture.salts[k], v) for k, v in capture.data.items()},
+        "redacted": [],
+    }
+    record["hash"] = record_hash(record)
+    return record
+
+
+def seal_chain(captures: Iterable[Capture], after_seq: int, after_hash: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seq, prev = after_seq, after_hash
+    for capture in captures:
+        seq += 1
+        record = seal(capture, seq, prev)
+        prev = record["hash"]
+        out.append(record)
+    return out
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+def checkpoint_mac(key: str, seq: int, hash_: str, sealed_at: datetime) -> str:
+    message = canonical({"seq": seq, "hash": hash_, "sealed_at": sealed_at})
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def make_checkpoint(key: str, seq: int, hash_: str, sealed_at: datetime) -> dict[str, Any]:
+    sealed_at = as_utc_ms(sealed_at)
+    return {"_id": seq, "seq": seq, "hash": hash_, "sealed_at": sealed_at,
+            "mac": checkpoint_mac(key, seq, hash_, sealed_at)}
+
+
+def checkpoint_valid(key: str, checkpoint: Mapping[str, Any]) -> bool:
+    try:
+        expected = checkpoint_mac(key, int(checkpoint["seq"]), str(checkpoint["hash"]), checkpoint["sealed_at"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return hmac.compare_digest(expected, str(checkpoint.get("mac", ""))) and checkpoint.get("_id") == checkpoint["seq"]
+
+
+# --- verification ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Break:
+    """The first record where the chain does not hold, and why."""
+
+    seq: int
+    reason: str
+    event_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "event_id": self.event_id, "reason": self.reason}
+
+
+class ChainVerifier:
+    """Re-walks the chain record by record (in ``seq`` order) and stops at the first broken link.
+
+    ``start`` is where the walk begins: the genesis, or the archive anchor after a retention run.
+    ``erased_subjects`` are customers with a ``customer.erased`` record: only their records may
+    carry redactions, and only of ``personal_fields``, so "redacting" is no way to hide an edit.
+    """
+
+    def __init__(self, key: str, checkpoints: Iterable[Mapping[str, Any]], *, start_seq: int = 0,
+                 start_hash: str = GENESIS_HASH, erased_subjects: Iterable[str] = (),
+                 personal_fields: Iterable[str] = (), marker: str = "[erased]") -> None:
+        self.last_seq = start_seq
+        self.last_hash = start_hash
+        self.checked = 0
+        self.broken: Break | None = None
+        self.erased = set(erased_subjects)
+        self.personal = set(personal_fields)
+        self.marker = marker
+        self.checkpoints: dict[int, str] = {}
+        self.checkpoints_checked = 0
+        for cp in checkpoints:
+            if not checkpoint_valid(key, cp):
+                self._fail(Break(int(cp.get("seq", 0) or 0), "checkpoint seal (HMAC) is invalid"))
+            elif int(cp["seq"]) > start_seq:
+                self.checkpoints[int(cp["seq"])] = str(cp["hash"])
+
+    def _fail(self, broken: Break) -> None:
+        if self.broken is None or broken.seq < self.broken.seq:
+            self.broken = broken
+
+    def check(self, record: Mapping[str, Any]) -> bool:
+        """Check the next record; False once the chain is broken (stop walking)."""
+        if self.broken is not None and self.broken.seq <= self.last_seq + 1:
+            return False
+        problem = self._problem(record)
+        seq = record.get("seq")
+        if problem is not None:
+            self._fail(Break(seq if isinstance(seq, int) else self.last_seq + 1, problem, str(record.get("_id"))))
+            return False
+        self.checked += 1
+        self.last_seq, self.last_hash = int(record["seq"]), str(record["hash"])
+        return self.broken is None or self.broken.seq > self.last_seq + 1
+
+    def _problem(self, record: Mapping[str, Any]) -> str | None:
+        seq = record.get("seq")
+        expected = self.last_seq + 1
+        if not isinstance(seq, int) or seq < expected:
+            return f"out of order: expected seq {expected}, found {seq!r}"
+        if seq > expected:
+            return f"records missing: expected seq {expected}, found {seq}"
+        if record.get("prev_hash") != self.last_hash:
+            return f"prev_hash does not match the hash of record {self.last_seq}"
+        payload = self._payload_problem(record)
+        if payload is not None:
+            return payload
+        if record_hash(record) != record.get("hash"):
+            return "record content altered: hash does not match"
+        sealed = self.checkpoints.get(seq)
+        if sealed is not None:
+            self.checkpoints_checked += 1
+            if sealed != record.get("hash"):
+                return f"hash differs from the checkpoint sealed at seq {seq}"
+        return None
+
+    def _payload_problem(self, record: Mapping[str, Any]) -> str | None:
+        data, digests = record.get("data"), record.get("digests")
+        salts, redacted = record.get("salts") or {}, record.get("redacted") or []
+        if not isinstance(data, Mapping) or not isinstance(digests, Mapping):
+            return "payload or digests missing"
+        if set(data) != set(digests):
+            return "payload fields added or removed"
+        if redacted and record.get("subject") not in self.erased:
+            return "redacted fields without an erasure of this customer"
+        for name, value in data.items():
+            if name in redacted:
+                if name not in self.personal or value != self.marker or name in salts:
+                    return f"field {name!r} altered under cover of redaction"
+                continue
+            salt = salts.get(name)
+            if not isinstance(salt, str) or field_digest(salt, value) != digests[name]:
+                return f"payload field {name!r} altered"
+        return None
+
+    def finish(self, head_seq: int) -> Break | None:
+        """After the last record: the head and the checkpoints must not point past it."""
+        if self.broken is None:
+            beyond = max([head_seq, *self.checkpoints], default=0)
+            if beyond > self.last_seq:
+                self._fail(Break(self.last_seq + 1, f"records missing at the end: the chain was at seq {beyond}"))
+        return self.broken
+
+
+# --- erasure -----------------------------------------------------------------------------------
+
+def is_personal(name: str, value: Any, personal_fields: set[str]) -> bool:
+    """A top-level payload field is personal when its name is, or it holds a personal field nested."""
+    if name in personal_fields:
+        return True
+    if isinstance(value, Mapping):
+        return any(is_personal(str(k), v, personal_fields) for k, v in value.items())
+    if isinstance(value, list):
+        return any(is_personal("", v, personal_fields) for v in value)
+    return False
+
+
+def redaction(record: Mapping[str, Any], personal_fields: Iterable[str], marker: str) -> dict[str, Any] | None:
+    """The ``$set``/``$unset`` update redacting ``record``'s personal fields, or None when nothing is left."""
+    personal = set(personal_fields)
+    already = set(record.get("redacted") or [])
+    names = [n for n, v in (record.get("data") or {}).items() if n not in already and is_personal(n, v, personal)]
+    if not names:
+        return None
+    update: dict[str, Any] = {
+        "$set": {**{f"data.{n}": marker for n in names}, "redacted": sorted(already | set(names))},
+        "$unset": {f"salts.{n}": "" for n in names},
+    }
+    return update
+
+
+# --- violation rules ---------------------------------------------------------------------------
+
+def access_violation(role: str, path: str, status: int, role_paths: Mapping[str, list[str]]) -> str | None:
+    """Why an access record is outside the actor's role, or None.
+
+    A 403 is a refused attempt; an allowed request by a role the path is not meant for (a
+    configuration gap somewhere upstream) is the worse case and is reported too.
+    """
+    if status == 403:
+        return f"role {role} was refused {path} (403)"
+    for prefix, roles in role_paths.items():
+        if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and role not in roles and status < 400:
+            return f"role {role} reached {path}, reserved for {', '.join(roles)}"
+    return None
