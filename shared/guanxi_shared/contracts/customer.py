@@ -61,6 +61,7 @@ class CustomerPiiAccessed(Contract):
     purpose: str
     via: Literal["api", "internal", "export"] = "api"
     accessed_at: datetime
+    request_id: str | None = None
 
 
 class CustomerErased(Contract):
@@ -68,6 +69,8 @@ class CustomerErased(Contract):
     erased_at: datetime
     actor: str
     reason: str | None = None
+    # Was the profile a registered customer or only a stub learned from purchases.
+    was_registered: bool = True
 
 
 class CustomerCareDue(Contract):
@@ -78,3 +81,29 @@ class CustomerCareDue(Contract):
     member_level: str | None = None
     owner: str | None = None
     details: dict[str, str] = Field(default_factory=dict)
+
+
+class CustomerChurnRiskFlagged(Contract):
+    customer_id: str
+    last_activity_at: datetime
+    churn_days: int
+    member_level: str | None = None
+    flagged_at: datetime
+
+
+class CustomerResponseOverdue(Contract):
+    customer_id: str
+    interaction_id: str
+    channel: str
+    due_at: datetime
+    handler: str | None = None  # the agent who logged the inbound contact, when known
+    flagged_at: datetime
+
+
+class CustomerCommitmentOverdue(Contract):
+    customer_id: str
+    visit_id: str
+    commitment_id: str
+    owner: str | None = None
+    due_at: datetime
+    flagged_at: datetime

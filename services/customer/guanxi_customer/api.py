@@ -1,0 +1,182 @@
+"""Thin HTTP routers of the customer service; roles are enforced here, rules live in handlers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from guanxi_shared.auth import Identity, Role, require_roles
+from guanxi_shared.problems import Problem
+
+from . import handlers
+from .handlers import Context
+from .schemas import (
+    ChannelOptOuts,
+    ConsentChange,
+    ContactDetailsRequest,
+    Lookup,
+    NewCustomer,
+    NewInteraction,
+    NewVisit,
+    ProfileFields,
+    VisitReport,
+)
+
+
+def context(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[Context, Depends(context)]
+Staff = Annotated[Identity, Depends(require_roles(Role.agent, Role.supervisor, Role.admin))]
+Intake = Annotated[Identity, Depends(require_roles(Role.agent, Role.supervisor, Role.admin, Role.integration))]
+Senior = Annotated[Identity, Depends(require_roles(Role.supervisor, Role.admin))]
+Admin = Annotated[Identity, Depends(require_roles(Role.admin))]
+Service = Annotated[Identity, Depends(require_roles(Role.service))]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+customers = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+interactions = APIRouter(prefix="/api/v1/interactions", tags=["contact records"])
+visits = APIRouter(prefix="/api/v1/visits", tags=["visits"])
+kpis = APIRouter(prefix="/api/v1/kpis", tags=["kpis"])
+internal = APIRouter(prefix="/internal/customers", tags=["internal"])
+
+
+@customers.post("", status_code=201, summary="Register a customer (personal fields are sealed at once)")
+async def register(body: NewCustomer, ctx: Ctx, who: Intake) -> dict[str, Any]:
+    return await handlers.register(ctx, body, who.subject)
+
+
+@customers.get("", summary="List and search customers (masked)")
+async def list_customers(
+    ctx: Ctx, who: Staff, limit: Limit = 50, cursor: str | None = None,
+    q: Annotated[str | None, Query(max_length=100, description="name contains")] = None,
+    status: Annotated[str | None, Query(pattern="^(registered|unregistered|erased)$")] = None,
+    member_level: str | None = None, tenure: str | None = None, industry: str | None = None, size: str | None = None,
+    tag: str | None = None, churn_risk: bool | None = None,
+) -> dict[str, Any]:
+    filters = {"q": q, "status": status, "member_level": member_level, "tenure": tenure, "industry": industry,
+               "size": size, "tag": tag, "churn_risk": churn_risk}
+    return await handlers.list_customers(ctx, filters, limit, cursor)
+
+
+@customers.post("/lookup", summary="Exact lookup by phone or email through the blind index (masked)")
+async def lookup(body: Lookup, ctx: Ctx, who: Staff) -> dict[str, Any]:
+    return await handlers.lookup(ctx, body.phone, body.email)
+
+
+@customers.post("/keys:rewrap", summary="Re-wrap every data key under the current master key (rotation)")
+async def rewrap(ctx: Ctx, who: Admin) -> dict[str, Any]:
+    return await handlers.rewrap_keys(ctx)
+
+
+@customers.get("/{customer_id}", summary="A profile: masked, or clear with reveal=true for roles allowed (audited)")
+async def get_customer(
+    customer_id: str, ctx: Ctx, who: Staff, reveal: bool = False,
+    purpose: Annotated[str | None, Query(max_length=200, description="why clear values are needed")] = None,
+) -> dict[str, Any]:
+    return await handlers.get_profile(ctx, customer_id, who, reveal_clear=reveal, purpose=purpose)
+
+
+@customers.patch("/{customer_id}", summary="Change some fields; history keeps who, when and which fields")
+async def patch_customer(customer_id: str, body: ProfileFields, ctx: Ctx, who: Staff) -> dict[str, Any]:
+    return await handlers.update_profile(ctx, customer_id, body, who.subject)
+
+
+@customers.delete("/{customer_id}", status_code=204, summary="Erase: crypto-shred, keep a tombstone, publish customer.erased")
+async def erase_customer(
+    customer_id: str, ctx: Ctx, who: Senior, reason: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    await handlers.erase(ctx, customer_id, who.subject, reason)
+    return Response(status_code=204)
+
+
+@customers.get("/{customer_id}/export", summary="Everything held about the customer (clear, audited)")
+async def export_customer(customer_id: str, ctx: Ctx, who: Senior) -> dict[str, Any]:
+    return await handlers.export(ctx, customer_id, who)
+
+
+@customers.get("/{customer_id}/history", summary="Change history (field names, never values)")
+async def customer_history(customer_id: str, ctx: Ctx, who: Staff) -> dict[str, Any]:
+    return await handlers.history(ctx, customer_id)
+
+
+@customers.get("/{customer_id}/timeline", summary="360° view: contacts, purchases, complaints, surveys, visits")
+async def customer_timeline(
+    customer_id: str, ctx: Ctx, who: Staff, limit: Limit = 50,
+    cursor: Annotated[datetime | None, Query(description="items before this time")] = None,
+) -> dict[str, Any]:
+    return await handlers.timeline(ctx, customer_id, limit, cursor)
+
+
+@customers.get("/{customer_id}/consents", summary="Consent per purpose and channel opt-outs")
+async def get_consents(customer_id: str, ctx: Ctx, who: Staff) -> dict[str, Any]:
+    return await handlers.get_consents(ctx, customer_id)
+
+
+@customers.put("/{customer_id}/consents/{purpose}", summary="Grant or withdraw consent for one purpose (effective at once)")
+async def put_consent(customer_id: str, purpose: str, body: ConsentChange, ctx: Ctx, who: Intake) -> dict[str, Any]:
+    return await handlers.set_consent(ctx, customer_id, purpose, body.granted, body.source, who.subject)
+
+
+@customers.put("/{customer_id}/opt-outs", summary="Channels the customer does not want to be reached on")
+async def put_opt_outs(customer_id: str, body: ChannelOptOuts, ctx: Ctx, who: Staff) -> dict[str, Any]:
+    return await handlers.set_opt_outs(ctx, customer_id, list(body.channels), who.subject)
+
+
+@interactions.post("", status_code=201, summary="Record a contact (CC-2); inbound ones start a response clock")
+async def log_interaction(body: NewInteraction, ctx: Ctx, who: Intake) -> dict[str, Any]:
+    return await handlers.log_interaction(ctx, body, who)
+
+
+@interactions.get("", summary="A customer's contact records")
+async def list_interactions(customer_id: str, ctx: Ctx, who: Staff, limit: Limit = 50,
+                            cursor: str | None = None) -> dict[str, Any]:
+    return await handlers.list_interactions(ctx, customer_id, limit, cursor)
+
+
+@visits.post("", status_code=201, summary="Plan a visit")
+async def plan_visit(body: NewVisit, ctx: Ctx, who: Staff) -> dict[str, Any]:
+    return await handlers.plan_visit(ctx, body, who.subject)
+
+
+@visits.get("", summary="Visits by customer or owner")
+async def list_visits(ctx: Ctx, who: Staff, customer_id: str | None = None, owner: str | None = None,
+                      limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+    return await handlers.list_visits(ctx, customer_id, owner, limit, cursor)
+
+
+@visits.get("/{visit_id}", summary="One visit with its report")
+async def get_visit(visit_id: str, ctx: Ctx, who: Staff) -> dict[str, Any]:
+    return await handlers.get_visit(ctx, visit_id)
+
+
+@visits.post("/{visit_id}/report", summary="File the visit report; commitments get reminders at their due dates")
+async def file_report(visit_id: str, body: VisitReport, ctx: Ctx, who: Staff) -> dict[str, Any]:
+    return await handlers.file_report(ctx, visit_id, body, who.subject)
+
+
+@visits.post("/{visit_id}/commitments/{commitment_id}/fulfil", summary="Mark a commitment fulfilled (stops its reminder)")
+async def fulfil(visit_id: str, commitment_id: str, ctx: Ctx, who: Staff) -> dict[str, Any]:
+    return await handlers.fulfil_commitment(ctx, visit_id, commitment_id, who.subject)
+
+
+@kpis.get("/customer", summary="Response timeliness (overall, per handler), churn rate, counts")
+async def customer_kpis(
+    ctx: Ctx, who: Senior,
+    start: Annotated[datetime, Query(alias="from")], end: Annotated[datetime, Query(alias="to")],
+) -> dict[str, Any]:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Problem(422, "Invalid request", "from and to must carry a UTC offset")
+    if end <= start:
+        raise Problem(422, "Invalid request", "to must be after from")
+    return await handlers.kpis(ctx, start, end)
+
+
+@internal.post("/{customer_id}/contact-details", summary="Contact details for a stated purpose (services only; audited)")
+async def contact_details(customer_id: str, body: ContactDetailsRequest, ctx: Ctx, who: Service) -> dict[str, Any]:
+    return await handlers.contact_details(ctx, customer_id, body, who)
+
+
+ROUTERS = (customers, interactions, visits, kpis, internal)
