@@ -49,16 +49,16 @@ def bucket_of(at: datetime, bucket: timedelta) -> datetime:
 
 
 def read(counts: Iterable[tuple[datetime, int]], now: datetime, rule: CrisisRule) -> Reading:
-    window_start = now - rule.window
-    baseline_start = now - rule.lookback
+    # The window is the current bucket and the buckets before it, ``window`` long in all, so a
+    # fresh burst counts in full at once; the baseline is the ``baseline_windows`` windows before.
+    window_start = bucket_of(now, rule.bucket) + rule.bucket - rule.window
+    baseline_start = window_start - rule.window * rule.baseline_windows
     current = 0
     earlier = 0
     for bucket, count in counts:
-        # A bucket belongs to the window it ends in, so a fresh burst counts in full at once.
-        end = bucket + rule.bucket
-        if end > window_start and bucket <= now:
+        if window_start <= bucket <= now:
             current += count
-        elif end > baseline_start:
+        elif baseline_start <= bucket < window_start:
             earlier += count
     baseline = earlier / rule.baseline_windows
     return Reading(current, baseline, max(float(rule.min_count), rule.ratio * baseline))

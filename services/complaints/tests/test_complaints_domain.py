@@ -1,0 +1,285 @@
+"""The case state machine, deadline watching, crisis rules and KPIs (pure, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from guanxi_complaints import crisis, domain, kpis
+from guanxi_complaints.domain import Case, Deadline, IllegalTransition, Intake, NotPermitted, Policy, Status
+from guanxi_complaints.workdays import WorkingCalendar
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+CST = timezone(timedelta(hours=8))
+RECEIVED = datetime(2026, 9, 30, 10, 0, tzinfo=CST)
+POLICY = Policy(calendar=WorkingCalendar(), acknowledge_minutes_by_severity={"urgent": 60})
+
+
+def intake(**kw: object) -> Intake:
+    values: dict[str, object] = {"source": "call-centre", "customer_id": "c-1", "channel": "phone", "category": "billing",
+                                 "severity": "normal", "description": "charged twice", "received_at": RECEIVED,
+                                 "external_ref": "CC-1", "event_id": "ev-1"}
+    values.update(kw)
+    return Intake(**values)  # type: ignore[arg-type]
+
+
+def opened(policy: Policy = POLICY, **kw: object) -> Case:
+    return domain.open_case(intake(**kw), policy, RECEIVED + timedelta(minutes=1)).case
+
+
+def test_opening_acknowledges_at_once_and_computes_the_four_deadlines() -> None:
+    out = domain.open_case(intake(), POLICY, RECEIVED + timedelta(minutes=1))
+    case = out.case
+    assert [e.type for e in out.events] == ["complaint.registered", "complaint.acknowledged"]
+    assert case.status == Status.acknowledged and case.acknowledged_at == RECEIVED + timedelta(minutes=1)
+    assert case.deadlines[Deadline.acknowledge].due_at == RECEIVED + timedelta(hours=24)
+    assert case.deadlines[Deadline.acknowledge].met_at is not None
+    assert case.deadlines[Deadline.preliminary_opinion].due_at == datetime(2026, 10, 10, 18, tzinfo=CST)
+    assert case.deadlines[Deadline.formal_answer].due_at == datetime(2026, 10, 27, 18, tzinfo=CST)
+    assert Deadline.investigation not in case.deadlines
+    assert [s.step for s in case.history] == ["received", "acknowledged"]
+    assert case.history[1].actor == domain.SYSTEM_ACTOR
+    assert "charged twice" not in repr([e.data for e in out.events])  # free text never leaves in events
+
+
+def test_without_auto_acknowledge_the_case_waits_and_urgent_gets_one_hour() -> None:
+    policy = Policy(calendar=POLICY.calendar, auto_acknowledge=False, acknowledge_minutes_by_severity={"urgent": 60})
+    case = opened(policy, severity="urgent")
+    assert case.status == Status.received
+    assert case.deadlines[Deadline.acknowledge].due_at == RECEIVED + timedelta(hours=1)
+    assert case.next_due_at == RECEIVED + timedelta(hours=1)
+
+
+def test_case_id_is_the_complaint_id_or_stable_from_source_and_reference() -> None:
+    assert domain.case_id_for(intake(complaint_id="1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed")) == "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
+    assert domain.case_id_for(intake(event_id="a")) == domain.case_id_for(intake(event_id="b"))
+    assert domain.case_id_for(intake(source="email")) != domain.case_id_for(intake())
+    assert domain.case_id_for(intake(external_ref=None, event_id="a")) != domain.case_id_for(intake(external_ref=None, event_id="b"))
+
+
+def test_full_lifecycle_records_actor_and_time_for_every_step() -> None:
+    case = opened()
+    t = RECEIVED + timedelta(hours=2)
+    steps = [
+        lambda c, t: domain.assign(c, "alice", "sup", t, POLICY, team="north"),
+        lambda c, t: domain.give_preliminary_opinion(c, "refund likely", "alice", t, POLICY),
+        lambda c, t: domain.start_investigation(c, "check billing logs", "alice", t, POLICY),
+        lambda c, t: domain.resolve(c, "refunded", "alice", t, POLICY, compensation="50 CNY", apology=True,
+                                    root_cause="billing_error"),
+        lambda c, t: domain.close(c, "alice", t, POLICY, confirmed_by_customer=True),
+        lambda c, t: domain.reopen(c, "refund not received", "alice", t, POLICY),
+    ]
+    types = []
+    for step in steps:
+        t += timedelta(hours=1)
+        out = step(case, t)
+        case = out.case
+        types += [e.type for e in out.events]
+    assert types == ["complaint.assigned", "complaint.preliminary_opinion_given", "complaint.investigation_started",
+                     "complaint.resolved", "complaint.closed", "complaint.reopened"]
+    assert case.status == Status.reopened and case.reopen_count == 1
+    assert [(s.step, s.actor) for s in case.history][2:] == [
+        ("assigned", "sup"), ("preliminary_opinion", "alice"), ("investigation_started", "alice"), ("resolved", "alice"),
+        ("closed", "alice"), ("reopened", "alice")]
+    assert all(s.at is not None for s in case.history)
+    # Investigation: 5 working days from its start (1 Oct is a holiday: 8, 9, 10, 12, 13 Oct).
+    assert case.deadlines[Deadline.investigation].due_at == datetime(2026, 10, 13, 18, tzinfo=CST)
+    # Reopening asks for a new formal answer and keeps the first round for the KPIs.
+    assert case.previous_deadlines[0]["name"] == "formal_answer"
+    assert case.deadlines[Deadline.formal_answer].met_at is None
+    assert case.first_contact_resolution is False and case.team == "north"
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (lambda c, t: domain.acknowledge(c, "a", t, POLICY), "cannot acknowledge a complaint that is acknowledged"),
+        (lambda c, t: domain.close(c, "a", t, POLICY), "cannot close"),
+        (lambda c, t: domain.reopen(c, "why", "a", t, POLICY), "cannot reopen"),
+        (lambda c, t: domain.start_investigation(c, "why", "a", t, POLICY), "cannot start an investigation"),
+    ],
+)
+def test_illegal_transitions_are_refused_with_a_clear_reason(command, message: str) -> None:
+    with pytest.raises(IllegalTransition, match=message):
+        command(opened(), RECEIVED + timedelta(hours=1))
+
+
+def test_closed_case_refuses_everything_but_reopen() -> None:
+    t = RECEIVED + timedelta(hours=1)
+    case = domain.resolve(opened(), "done", "a", t, POLICY).case
+    case = domain.close(case, "a", t, POLICY).case
+    for command in (lambda c: domain.assign(c, "b", "a", t, POLICY), lambda c: domain.resolve(c, "x", "a", t, POLICY),
+                    lambda c: domain.give_preliminary_opinion(c, "x", "a", t, POLICY)):
+        with pytest.raises(IllegalTransition):
+            command(case)
+    assert domain.reopen(case, "again", "a", t, POLICY).case.status == Status.reopened
+
+
+def test_agents_act_only_on_their_own_or_unowned_cases() -> None:
+    case = opened()
+    domain.ensure_may_act(case, "bob", privileged=False)  # unowned
+    owned = domain.assign(case, "alice", "alice", RECEIVED, POLICY).case
+    domain.ensure_may_act(owned, "alice", privileged=False)
+    domain.ensure_may_act(owned, "sue", privileged=True)
+    with pytest.raises(NotPermitted, match="belongs to alice"):
+        domain.ensure_may_act(owned, "bob", privileged=False)
+
+
+def test_resolving_at_first_contact_counts_as_first_contact_resolution() -> None:
+    case = domain.resolve(opened(), "explained", "a", RECEIVED + timedelta(hours=1), POLICY).case
+    assert case.first_contact_resolution is True
+    assert case.deadlines[Deadline.preliminary_opinion].outcome(RECEIVED) == "met"
+    later = domain.give_preliminary_opinion(opened(), "x", "a", RECEIVED, POLICY).case
+    assert domain.resolve(later, "done", "a", RECEIVED, POLICY).case.first_contact_resolution is False
+
+
+def test_watcher_warns_then_breaches_each_deadline_exactly_once_and_escalates() -> None:
+    case = domain.assign(opened(), "alice", "sup", RECEIVED, POLICY).case
+    due = case.deadlines[Deadline.preliminary_opinion].due_at
+    assert case.next_check_at == due - POLICY.lead_time
+    warn = domain.tick(case, due - timedelta(hours=1), POLICY)
+    assert [e.type for e in warn.events] == ["complaint.deadline_approaching"]
+    assert domain.tick(warn.case, due - timedelta(minutes=30), POLICY).events == []
+    breach = domain.tick(warn.case, due + timedelta(seconds=1), POLICY)
+    assert [e.type for e in breach.events] == ["complaint.deadline_breached", "complaint.escalated"]
+    assert breach.events[1].data["reason"] == "breach:preliminary_opinion"
+    again = domain.tick(breach.case, due + timedelta(hours=1), POLICY)
+    assert again.events == []
+    assert breach.case.deadlines[Deadline.preliminary_opinion].outcome(due) == "breached"
+    assert breach.case.is_overdue(due + timedelta(seconds=1))
+
+
+def test_a_late_watcher_reports_the_breach_without_a_stale_warning() -> None:
+    case = domain.assign(opened(), "alice", "sup", RECEIVED, POLICY).case
+    out = domain.tick(case, datetime(2026, 11, 30, tzinfo=UTC), POLICY)
+    breached = sorted(e.data["deadline"] for e in out.events if e.type == "complaint.deadline_breached")
+    assert breached == ["formal_answer", "preliminary_opinion"]
+    assert not [e for e in out.events if e.type == "complaint.deadline_approaching"]
+    assert out.case.next_check_at is None
+
+
+def test_unowned_case_escalates_once_after_the_grace_period() -> None:
+    case = opened()
+    assert domain.tick(case, case.opened_at + timedelta(minutes=119), POLICY).events == []
+    out = domain.tick(case, case.opened_at + POLICY.unowned_grace, POLICY)
+    assert [(e.type, e.data["reason"]) for e in out.events] == [("complaint.escalated", "unowned")]
+    assert domain.tick(out.case, case.opened_at + timedelta(hours=3), POLICY).events == []
+
+
+def test_resolved_case_closes_itself_after_the_follow_up_window() -> None:
+    case = domain.assign(opened(), "alice", "alice", RECEIVED, POLICY).case
+    case = domain.resolve(case, "done", "alice", RECEIVED + timedelta(hours=1), POLICY).case
+    assert domain.tick(case, case.resolved_at + timedelta(days=6), POLICY).events == []  # type: ignore[operator]
+    out = domain.tick(case, case.resolved_at + POLICY.follow_up_window, POLICY)  # type: ignore[operator]
+    assert [e.type for e in out.events] == ["complaint.closed"]
+    assert out.case.status == Status.closed and out.case.history[-1].actor == domain.SYSTEM_ACTOR
+    assert out.case.next_check_at is None
+
+
+def test_erasure_removes_free_text_but_keeps_the_facts() -> None:
+    case = domain.give_preliminary_opinion(opened(), "call 13800000000", "a", RECEIVED, POLICY).case
+    case = domain.reopen(domain.resolve(case, "refund to me@x.cn", "a", RECEIVED, POLICY).case, "my phone", "a",
+                         RECEIVED, POLICY).case
+    erased = domain.anonymise(case)
+    text = repr(erased.to_doc())
+    for secret in ("13800000000", "me@x.cn", "my phone", "charged twice"):
+        assert secret not in text
+    assert erased.status == case.status and erased.category == "billing" and erased.erased
+
+
+def test_event_ids_are_deterministic_per_case_and_step() -> None:
+    assert domain.event_id("c", "registered") == domain.event_id("c", "registered")
+    assert domain.event_id("c", "registered") != domain.event_id("d", "registered")
+
+
+# ---------------------------------------------------------------- property: any command sequence
+
+COMMANDS = {
+    "acknowledge": lambda c, t: domain.acknowledge(c, "a", t, POLICY),
+    "assign": lambda c, t: domain.assign(c, "a", "a", t, POLICY),
+    "opinion": lambda c, t: domain.give_preliminary_opinion(c, "o", "a", t, POLICY),
+    "investigate": lambda c, t: domain.start_investigation(c, "r", "a", t, POLICY),
+    "resolve": lambda c, t: domain.resolve(c, "r", "a", t, POLICY),
+    "close": lambda c, t: domain.close(c, "a", t, POLICY),
+    "reopen": lambda c, t: domain.reopen(c, "r", "a", t, POLICY),
+    "tick": lambda c, t: domain.tick(c, t, POLICY),
+}
+NEXT = {
+    Status.received: {Status.acknowledged},
+    Status.acknowledged: {Status.preliminary_opinion, Status.resolved},
+    Status.preliminary_opinion: {Status.investigating, Status.resolved},
+    Status.investigating: {Status.resolved},
+    Status.resolved: {Status.closed, Status.reopened},
+    Status.closed: {Status.reopened},
+    Status.reopened: {Status.investigating, Status.resolved},
+}
+
+
+@settings(max_examples=120, deadline=None)
+@given(auto=st.booleans(), script=st.lists(st.tuples(st.sampled_from(sorted(COMMANDS)),
+                                                     st.integers(min_value=0, max_value=72 * 60)), max_size=15))
+def test_any_command_sequence_keeps_the_lifecycle_legal(auto: bool, script: list[tuple[str, int]]) -> None:
+    policy = Policy(calendar=POLICY.calendar, auto_acknowledge=auto)
+    case = domain.open_case(intake(), policy, RECEIVED).case
+    now = RECEIVED
+    seen: set[str] = set()
+    for name, minutes in script:
+        now += timedelta(minutes=minutes)
+        before = case
+        try:
+            out = COMMANDS[name](case, now)
+        except IllegalTransition:
+            continue
+        case = out.case
+        if case.status != before.status:
+            assert case.status in NEXT[before.status], (before.status, name, case.status)
+        # Every event of a case has its own id: nothing is published twice under one id.
+        for e in out.events:
+            assert domain.event_id(case.id, e.key) not in seen
+            seen.add(domain.event_id(case.id, e.key))
+        # Ticking again at the same moment never emits more.
+        assert domain.tick(case, now, policy).events == [] or name != "tick"
+        if case.status in (Status.resolved, Status.closed):
+            assert case.next_due_at is None
+        assert len(case.history) >= len(before.history)
+
+
+# ---------------------------------------------------------------- crisis and KPIs
+
+RULE = crisis.CrisisRule(window=timedelta(minutes=60), bucket=timedelta(minutes=5), baseline_windows=4, min_count=5,
+                         ratio=3.0)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def test_a_burst_over_the_baseline_spikes_and_a_steady_flow_does_not() -> None:
+    steady = [(NOW - timedelta(minutes=5 * i), 1) for i in range(60)]  # 12 per hour for 5 hours
+    reading = crisis.read(steady, NOW, RULE)
+    assert reading.count == 12 and reading.baseline == 12 and not reading.spiking
+    burst = [*steady, (crisis.bucket_of(NOW, RULE.bucket), 30)]
+    assert crisis.read(burst, NOW, RULE).spiking
+    quiet_burst = [(crisis.bucket_of(NOW, RULE.bucket), 5)]
+    assert crisis.read(quiet_burst, NOW, RULE).spiking and crisis.read(quiet_burst[:0], NOW, RULE).count == 0
+
+
+def test_alert_ids_are_stable_per_episode() -> None:
+    assert crisis.alert_id("category", "billing", 1) == crisis.alert_id("category", "billing", 1)
+    assert crisis.alert_id("category", "billing", 1) != crisis.alert_id("category", "billing", 2)
+
+
+def test_kpis_count_sla_resolution_and_first_contact() -> None:
+    t = RECEIVED + timedelta(hours=1)
+    fast = domain.resolve(domain.assign(opened(), "alice", "alice", t, POLICY, team="north").case, "ok", "alice", t,
+                          POLICY, apology=True, root_cause="billing_error").case
+    slow = domain.assign(opened(external_ref="CC-2"), "bob", "bob", t, POLICY, team="south").case
+    slow = domain.tick(slow, datetime(2026, 10, 12, tzinfo=CST), POLICY).case  # preliminary opinion breached
+    report = kpis.compute([fast, slow], datetime(2026, 10, 12, tzinfo=CST))
+    overall = report["overall"]
+    assert overall["counts"]["received"] == 2 and overall["counts"]["resolved"] == 1
+    assert overall["resolution_rate"] == 0.5 and overall["first_contact_resolution"] == 1.0
+    assert overall["sla"]["preliminary_opinion"] == {"met": 1, "breached": 1, "pending": 0, "compliance": 0.5}
+    assert overall["sla"]["acknowledge"]["compliance"] == 1.0
+    assert overall["sla"]["formal_answer"]["pending"] == 1
+    assert overall["outcomes"]["root_causes"] == {"billing_error": 1}
+    assert set(report["by_owner"]) == {"alice", "bob"} and set(report["by_team"]) == {"north", "south"}
+    assert report["by_owner"]["bob"]["counts"]["breaches"] == 1
