@@ -22,7 +22,12 @@ class NotificationRequested(Contract):
 
 
 class NotificationOutcome(Contract):
-    """notification.sent / notification.failed / notification.suppressed."""
+    """notification.sent / notification.failed / notification.suppressed.
+
+    ``notification.suppressed`` is published both for a final suppression (``status`` "suppressed":
+    no consent, opted out, erased) and for a hold (``status`` "held": quiet hours or a frequency
+    cap; ``held_until`` says when it will be tried again). Never carries a clear address.
+    """
 
     notification_id: str
     customer_id: str
@@ -32,3 +37,11 @@ class NotificationOutcome(Contract):
     address_masked: str | None = None
     reason: str | None = None
     at: datetime
+    # Optional additions (dataversion 1 stays valid without them).
+    status: Literal["sent", "failed", "suppressed", "held"] | None = None
+    held_until: datetime | None = None
+    language: str | None = None
+    template_version: int | None = None
+    attempts: int | None = None
+    trigger_event_id: str | None = None  # id of the event that asked for this message
+    trigger_type: str | None = None
