@@ -2,18 +2,139 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from guanxi_shared.clock import Clock, SystemClock
-from guanxi_shared.runtime import ServiceRuntime, serve
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from guanxi_shared.clock import Clock, SystemClock
+from guanxi_shared.contracts.audit import AccessRecorded
+from guanxi_shared.events import new_event
+from guanxi_shared.runtime import ServiceRuntime, serve
+from guanxi_shared.topics import ACCESS_RECORDED
+
+from . import domain
+from .api import GatewayContext, router
+from .authn import TokenVerifier
+from .frontdoor import FrontDoor, Gate
+from .handlers import SOURCE
+from .openapi import OpenApiSources, merge
 from .settings import GatewaySettings
+from .store import MongoIdempotencyStore
+from .upstream import Upstreams
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """The HTTP front door of Guanxi (关系), the customer relationship platform.
+
+Authenticate with an OAuth2 bearer JWT (`Authorization: Bearer …`; locally `make token ROLE=agent SUBJECT=alice`).
+Complaint, interaction and purchase intake is a publish to Kafka (202 Accepted). Everything else is answered
+by the owning service. Errors are RFC 9457 problem+json. POSTs accept `Idempotency-Key`.
+"""
+_PUBLIC_PREFIXES = tuple(r.prefix for r in domain.ROLE_MATRIX if r.public)
+SWEEP_EVERY = timedelta(hours=1)
+
+
+class AccessRecorder:
+    """Publishes access records after the answer, without making the caller wait for Kafka."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self._runtime = runtime
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def __call__(self, record: AccessRecorded, subject: str) -> None:
+        event = new_event(ACCESS_RECORDED, subject, record.model_dump(mode="json", exclude_none=True), source=SOURCE)
+        task = asyncio.get_running_loop().create_task(self._publish(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _publish(self, event: Any) -> None:
+        try:
+            await self._runtime.publisher.publish(event)
+        except Exception:
+            log.exception("access record %s could not be published", event.id)
+
+    async def drain(self) -> None:
+        if self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
 
 def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
-    return runtime.http_app([], title="Guanxi gateway service", description="the HTTP front door: authentication, roles, rate limits, routing")
+    upstreams = Upstreams(settings)
+    idempotency = MongoIdempotencyStore(runtime.db["idempotency_keys"], timedelta(hours=settings.idempotency_ttl_hours))
+    recorder = AccessRecorder(runtime)
+    sources = OpenApiSources(upstreams.client, settings.upstreams())
+    templates = domain.TemplateIndex([f"{domain.API}/surveys/answer/{{token}}"])
+
+    app = runtime.http_app([router], title="Guanxi API", description=DESCRIPTION)
+    app.state.gateway = GatewayContext(runtime.publisher, upstreams, clock, settings.kpi_timeout)
+    gate = Gate(settings, clock, TokenVerifier(settings), idempotency, templates, recorder)
+    app.add_middleware(FrontDoor, gate=gate)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+                           expose_headers=["X-Request-Id", "Retry-After", "Location"])
+
+    merged: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if not merged:
+            own = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            merged.update(merge(own, sources.documents, _PUBLIC_PREFIXES))
+            templates.add(merged.get("paths", {}))
+        return merged
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/openapi.json"]
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        if sources.missing and await sources.refresh():
+            merged.clear()  # a service came up since: merge again
+        return JSONResponse(app.openapi())
+
+    @runtime.on_startup
+    async def _startup() -> None:
+        await idempotency.ensure_indexes()
+        await sources.refresh()
+        merged.clear()
+        openapi()  # path templates for access records are known from the first request on
+
+    @runtime.on_shutdown
+    async def _shutdown() -> None:
+        await upstreams.close()
+
+    runtime_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        async with runtime_lifespan(application):
+            try:
+                yield
+            finally:
+                await recorder.drain()  # while the broker still runs: the last access records go out too
+
+    app.router.lifespan_context = lifespan
+
+    async def sweep_idempotency_keys() -> None:
+        while True:
+            removed = await idempotency.sweep(clock.now())
+            if removed:
+                log.info("removed %d expired idempotency records", removed)
+            await asyncio.sleep(SWEEP_EVERY.total_seconds())
+
+    runtime.background("idempotency-sweep", sweep_idempotency_keys)
+    return app
 
 
 def main() -> None:

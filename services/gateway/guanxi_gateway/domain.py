@@ -1,0 +1,310 @@
+"""The gateway's rules, pure: which service owns a path, which roles may call it, rate buckets,
+path templates for access records, and KPI figures beside their policy targets. No I/O here."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from guanxi_shared.auth import Role
+
+API = "/api/v1"
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ANY_METHOD = READS | WRITES
+STAFF = frozenset({Role.agent, Role.supervisor, Role.admin})
+PUBLIC: frozenset[Role] = frozenset()  # no token needed at all
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call ``methods`` on ``prefix`` (the path itself or anything below it)."""
+
+    prefix: str
+    methods: frozenset[str]
+    roles: frozenset[Role]
+    service: str | None  # None: the gateway answers itself
+    exact: bool = False
+
+    def matches(self, method: str, path: str) -> bool:
+        if method not in self.methods:
+            return False
+        if self.exact:
+            return path.rstrip("/") == self.prefix
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+    @property
+    def public(self) -> bool:
+        return not self.roles
+
+
+def _r(prefix: str, methods: Iterable[str], roles: Iterable[Role], service: str | None, exact: bool = False) -> Rule:
+    return Rule(API + prefix, frozenset(methods), frozenset(roles), service, exact)
+
+
+# First match wins; order from most to least specific. The gateway is the coarse gate: services
+# refine (e.g. only a supervisor erases a customer; an agent sees only the cases it owns).
+ROLE_MATRIX: tuple[Rule, ...] = (
+    # A customer answers a survey through a signed single-use link, without an account.
+    _r("/surveys/answer", {"GET", "POST"}, PUBLIC, "surveys"),
+    # Intake: a publish to Kafka (202); channel systems (integration) may only do these.
+    _r("/complaints", {"POST"}, STAFF | {Role.integration}, None, exact=True),
+    _r("/interactions", {"POST"}, STAFF | {Role.integration}, None, exact=True),
+    _r("/purchases", {"POST"}, {Role.integration, Role.admin}, None, exact=True),
+    # The auditor reads the audit trail and nothing else; nobody else reads it.
+    _r("/audit", READS, {Role.auditor}, "audit"),
+    # Indicators are for those who steer the teams.
+    _r("/kpis", {"GET"}, {Role.supervisor, Role.admin}, None, exact=True),
+    _r("/kpis/customer", {"GET"}, {Role.supervisor, Role.admin}, "customer"),
+    _r("/kpis/complaints", {"GET"}, {Role.supervisor, Role.admin}, "complaints"),
+    _r("/kpis/surveys", {"GET"}, {Role.supervisor, Role.admin}, "surveys"),
+    _r("/kpis/notifications", {"GET"}, {Role.supervisor, Role.admin}, "notifications"),
+    # Message templates are configuration: staff read them, the admin changes them.
+    _r("/templates", READS, STAFF, "notifications"),
+    _r("/templates", WRITES, {Role.admin}, "notifications"),
+    # Everyday work of the front line and its supervisors.
+    _r("/customers", ANY_METHOD, STAFF, "customer"),
+    _r("/interactions", READS, STAFF, "customer"),
+    _r("/visits", ANY_METHOD, STAFF, "customer"),
+    _r("/complaints", ANY_METHOD, STAFF, "complaints"),
+    _r("/surveys", ANY_METHOD, STAFF, "surveys"),
+    _r("/notifications", ANY_METHOD, STAFF, "notifications"),
+)
+
+
+def find_rule(method: str, path: str, rules: Iterable[Rule] = ROLE_MATRIX) -> Rule | None:
+    """The rule for a request, or None when no rule covers it (404 / 405)."""
+    method = "GET" if method == "HEAD" else method
+    for rule in rules:
+        if rule.matches(method, path):
+            return rule
+    return None
+
+
+def path_known(path: str, rules: Iterable[Rule] = ROLE_MATRIX) -> bool:
+    """Some rule covers this path for some method (so a miss is 405, not 404)."""
+    return any(r.matches(m, path) for r in rules for m in r.methods)
+
+
+def allowed(rule: Rule, roles: Iterable[Role]) -> bool:
+    return rule.public or any(r in rule.roles for r in roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# Path templates: access records carry the route template, never ids or link tokens.
+
+_PARAM = re.compile(r"\{([^}/]+)\}")
+
+
+@dataclass(frozen=True)
+class PathTemplate:
+    template: str
+    pattern: re.Pattern[str]
+    params: tuple[str, ...]
+    literal_segments: int
+
+    @classmethod
+    def of(cls, template: str) -> PathTemplate:
+        params = tuple(_PARAM.findall(template))
+        parts, last = [], 0
+        for i, m in enumerate(_PARAM.finditer(template)):
+            parts.append(re.escape(template[last:m.start()]) + f"(?P<p{i}>[^/]+)")
+            last = m.end()
+        regex = "^" + "".join(parts) + re.escape(template[last:]) + "/?$"
+        literal = sum(1 for seg in template.split("/") if seg and not seg.startswith("{"))
+        return cls(template, re.compile(regex), params, literal)
+
+
+class TemplateIndex:
+    """Matches concrete paths to the most specific known template (literals beat parameters)."""
+
+    def __init__(self, templates: Iterable[str] = ()) -> None:
+        self._templates: dict[str, PathTemplate] = {}
+        self.add(templates)
+
+    def add(self, templates: Iterable[str]) -> None:
+        for t in templates:
+            if t not in self._templates:
+                self._templates[t] = PathTemplate.of(t)
+        self._ordered = sorted(self._templates.values(), key=lambda t: (-t.literal_segments, -len(t.template)))
+
+    def match(self, path: str) -> tuple[str, dict[str, str]]:
+        for t in self._ordered:
+            m = t.pattern.match(path)
+            if m:
+                return t.template, {name: m.group(f"p{i}") for i, name in enumerate(t.params)}
+        return generic_template(path), {}
+
+
+def generic_template(path: str) -> str:
+    """An unknown path reduced to its collection, so no id or token ends up in the audit trail."""
+    segments = [s for s in path.split("/") if s]
+    keep = segments[:3] if segments[:2] == ["api", "v1"] else segments[:1]
+    suffix = "/{…}" if len(segments) > len(keep) else ""
+    return "/" + "/".join(keep) + suffix
+
+
+def customer_of(template: str, params: Mapping[str, str]) -> str | None:
+    """The customer a request is about, when its path names one."""
+    if "customer_id" in params:
+        return params["customer_id"]
+    if template.startswith(API + "/customers/{"):
+        first = _PARAM.search(template)
+        if first:
+            return params.get(first.group(1))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate limiting: token buckets, time passed in (seconds, monotonic).
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    updated: float
+
+
+@dataclass
+class RateLimiter:
+    """Per-key token bucket: ``per_minute`` refill, ``burst`` tokens deep."""
+
+    per_minute: int
+    burst: float
+    max_keys: int = 100_000
+    _buckets: dict[str, Bucket] = field(default_factory=dict)
+
+    def take(self, key: str, now: float) -> float:
+        """0.0 when admitted, else the seconds to wait before the next request would be."""
+        rate = self.per_minute / 60.0
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._evict(now)
+            bucket = self._buckets[key] = Bucket(self.burst, now)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * rate)
+        bucket.updated = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / rate
+
+    def _evict(self, now: float) -> None:
+        # Full buckets carry no information: dropping them changes no decision.
+        rate = self.per_minute / 60.0
+        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * rate >= self.burst]
+        for k in full:
+            del self._buckets[k]
+        if len(self._buckets) >= self.max_keys:
+            self._buckets.clear()
+
+
+def retry_after(wait_seconds: float) -> str:
+    return str(max(1, math.ceil(wait_seconds)))
+
+
+# ---------------------------------------------------------------------------------------------
+# KPIs (REQUIREMENTS KP-1): each figure beside its target.
+
+
+@dataclass(frozen=True)
+class Target:
+    indicator: str
+    label: str
+    comparison: str  # ">=" | "<=" | "report"
+    target: float | None
+    unit: str  # ratio (0..1) | score (0..100) | nps (-100..100) | count | minutes
+    aliases: tuple[str, ...] = ()
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("first_contact_resolution", "First-contact resolution", ">=", 0.90, "ratio",
+           ("first_contact_resolution_rate", "fcr", "fcr_rate")),
+    Target("resolution_rate", "Problem resolution rate", ">=", 0.90, "ratio",
+           ("problem_resolution_rate", "resolved_rate")),
+    Target("average_satisfaction", "Average satisfaction (0-100)", ">=", 85.0, "score",
+           ("avg_satisfaction", "csat_average", "average_csat", "avg_csat", "csat")),
+    Target("nps", "Net promoter score", "report", None, "nps", ("net_promoter_score",)),
+    Target("churn_rate", "Churn", "<=", 0.05, "ratio", ("churn", "churn_risk_rate")),
+    Target("complaint_rate", "Complaint rate", "report", None, "ratio", ("complaints_per_customer",)),
+    Target("sla_acknowledge", "Acknowledged within 24 hours", ">=", 1.0, "ratio",
+           ("acknowledge", "acknowledge_compliance", "sla_compliance.acknowledge")),
+    Target("sla_preliminary_opinion", "Preliminary opinion within 3 working days", ">=", 1.0, "ratio",
+           ("preliminary_opinion", "preliminary_opinion_compliance", "sla_compliance.preliminary_opinion")),
+    Target("sla_investigation", "Investigation within 5 working days", ">=", 1.0, "ratio",
+           ("investigation", "investigation_compliance", "sla_compliance.investigation")),
+    Target("sla_formal_answer", "Formal answer within 15 working days", ">=", 1.0, "ratio",
+           ("formal_answer", "formal_answer_compliance", "sla_compliance.formal_answer")),
+    Target("response_timeliness", "Contacts answered within their response target", ">=", 1.0, "ratio",
+           ("response_timeliness_rate", "responded_in_time_rate", "response_compliance")),
+    Target("survey_response_rate", "Survey response rate", "report", None, "ratio", ("response_rate",)),
+    Target("notification_delivery_rate", "Notifications delivered", "report", None, "ratio", ("delivery_rate",)),
+)
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a": {...}, "a.b": 1}``; lists are left out (they are breakdowns, not figures)."""
+    out: dict[str, Any] = {}
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if isinstance(v, Mapping):
+                out[key] = v  # a figure may be {"value": …, "count": …}
+                out.update(flatten(v, key))
+            elif not isinstance(v, list):
+                out[key] = v
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):  # {"value": 0.93, ...} or {"rate": 0.93}
+        for k in ("value", "rate", "ratio", "average"):
+            if k in value:
+                return _number(value[k])
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _lookup(figures: Mapping[str, Any], names: Iterable[str]) -> tuple[str, Any] | None:
+    """Find a figure by exact dotted key, then by last key segment (services nest differently)."""
+    names = list(names)
+    for n in names:
+        if n in figures:
+            return n, figures[n]
+    for key, value in figures.items():
+        if key.rsplit(".", 1)[-1] in names:
+            return key, value
+    return None
+
+
+def assess(sections: Mapping[str, Mapping[str, Any] | None]) -> list[dict[str, Any]]:
+    """Each KP-1 indicator with its value (or None when no available service reports it) and target."""
+    flat: dict[str, dict[str, Any]] = {svc: flatten(body) for svc, body in sections.items() if body is not None}
+    result = []
+    for target in TARGETS:
+        found: tuple[str, str, Any] | None = None
+        for svc, figures in flat.items():
+            hit = _lookup(figures, (target.indicator, *target.aliases))
+            if hit is not None and _number(hit[1]) is not None:
+                found = (svc, hit[0], hit[1])
+                break
+        value = _number(found[2]) if found else None
+        if value is not None and target.unit == "ratio" and 1.0 < value <= 100.0:
+            value = value / 100.0  # a service reporting percent: compare like with like
+        met: bool | None = None
+        if value is not None and target.target is not None:
+            met = value >= target.target if target.comparison == ">=" else value <= target.target
+        result.append({"indicator": target.indicator, "label": target.label, "value": value, "unit": target.unit,
+                       "target": target.target, "comparison": target.comparison, "met": met,
+                       "source": f"{found[0]}:{found[1]}" if found else None})
+    return result

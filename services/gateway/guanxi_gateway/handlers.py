@@ -1,0 +1,161 @@
+"""Use cases of the gateway: intake of inbound events (publish, 202) and the KPI overview."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from guanxi_shared.auth import Identity
+from guanxi_shared.clock import Clock
+from guanxi_shared.contracts.inbound import (
+    ComplaintChannel,
+    ComplaintReceived,
+    Direction,
+    InteractionLogged,
+    PurchaseCompleted,
+    PurchaseItem,
+    Severity,
+)
+from guanxi_shared.events import describe_validation_error, new_event
+from guanxi_shared.messaging import EventPublisher
+from guanxi_shared.problems import Problem
+from guanxi_shared.topics import COMPLAINT_RECEIVED, INTERACTION_LOGGED, PURCHASE_COMPLETED
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import domain
+from .upstream import Upstreams
+
+SOURCE = "guanxi-gateway"
+KPI_SERVICES = ("customer", "complaints", "surveys", "notifications")
+
+
+def _examples(example: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [example]})
+
+
+class ComplaintIntake(BaseModel):
+    """``complaint.received`` as an HTTP caller files it: the gateway gives the id and, if absent, the time."""
+
+    model_config = _examples({
+        "customer_id": "c0a8012e-5b1f-4f7e-9d7e-0d1b2c3d4e5f", "channel": "web", "category": "billing",
+        "severity": "normal", "description": "账单重复扣费 / charged twice for one order", "product": "broadband-200M"})
+
+    external_ref: str | None = Field(default=None, max_length=200, description="the caller's own reference")
+    customer_id: str = Field(min_length=1, max_length=128)
+    channel: ComplaintChannel
+    category: str = Field(min_length=1, max_length=100)
+    severity: Severity
+    description: str = Field(min_length=1, max_length=20_000)
+    received_at: datetime | None = Field(default=None, description="RFC 3339 with offset; defaults to now")
+    product: str | None = Field(default=None, max_length=200)
+    evidence: list[str] = Field(default_factory=list, max_length=50, description="links to attachments")
+
+
+class InteractionIntake(BaseModel):
+    """``interaction.logged``: one contact with a customer (CC-2)."""
+
+    model_config = _examples({
+        "customer_id": "c0a8012e-5b1f-4f7e-9d7e-0d1b2c3d4e5f", "channel": "phone", "direction": "inbound",
+        "summary": "asked about the membership benefits", "outcome": "answered", "kind": "consultation"})
+
+    interaction_id: str | None = Field(default=None, max_length=128, description="generated when absent")
+    customer_id: str = Field(min_length=1, max_length=128)
+    channel: str = Field(min_length=1, max_length=32)
+    direction: Direction
+    occurred_at: datetime | None = Field(default=None, description="RFC 3339 with offset; defaults to now")
+    summary: str = Field(min_length=1, max_length=5_000)
+    agent_id: str | None = Field(default=None, max_length=128, description="defaults to the calling staff member")
+    outcome: str | None = Field(default=None, max_length=200)
+    kind: str | None = Field(default=None, max_length=64)
+    urgent: bool | None = None
+
+
+class PurchaseIntake(BaseModel):
+    """``purchase.completed`` exactly as the inbound contract has it."""
+
+    model_config = _examples({
+        "order_id": "SO-2026-000123", "customer_id": "c0a8012e-5b1f-4f7e-9d7e-0d1b2c3d4e5f", "amount": "199.00",
+        "currency": "CNY", "channel": "web", "purchased_at": "2026-11-20T10:15:00+08:00",
+        "items": [{"sku": "TEA-01", "name": "龙井 250g", "quantity": 1, "unit_price": "199.00"}]})
+
+    order_id: str = Field(min_length=1, max_length=128)
+    customer_id: str = Field(min_length=1, max_length=128)
+    amount: str = Field(description="decimal string")
+    currency: str = Field(description="ISO 4217")
+    items: list[PurchaseItem]
+    channel: str = Field(min_length=1, max_length=32)
+    purchased_at: datetime
+
+
+class Accepted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": "5b0e7c1e-3a53-4cf4-8b42-6a1f2f1c9d10", "type": "complaint.received", "status": "accepted"}]})
+
+    id: str = Field(description="the id of the complaint, interaction or order")
+    type: str = Field(description="the event published")
+    status: str = "accepted"
+
+
+def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Problem(422, "Invalid request", describe_validation_error(exc)) from exc
+
+
+async def file_complaint(body: ComplaintIntake, publisher: EventPublisher, clock: Clock) -> Accepted:
+    complaint_id = uuid.uuid4()
+    data = {**body.model_dump(exclude_none=True), "complaint_id": str(complaint_id),
+            "received_at": (body.received_at or clock.now()).isoformat()}
+    complaint = _validated(ComplaintReceived, data)
+    event = new_event(COMPLAINT_RECEIVED, complaint.customer_id, complaint.model_dump(mode="json", exclude_none=True),
+                      source=SOURCE, time=clock.now())
+    await publisher.publish(event)
+    return Accepted(id=str(complaint_id), type=COMPLAINT_RECEIVED)
+
+
+async def log_interaction(body: InteractionIntake, identity: Identity, publisher: EventPublisher, clock: Clock) -> Accepted:
+    data = body.model_dump(exclude_none=True)
+    data["interaction_id"] = body.interaction_id or str(uuid.uuid4())
+    data["occurred_at"] = (body.occurred_at or clock.now()).isoformat()
+    if body.agent_id is None and identity.has(*domain.STAFF):
+        data["agent_id"] = identity.subject  # the member of staff who logged it handled it
+    interaction = _validated(InteractionLogged, data)
+    event = new_event(INTERACTION_LOGGED, interaction.customer_id, interaction.model_dump(mode="json", exclude_none=True),
+                      source=SOURCE, time=clock.now())
+    await publisher.publish(event)
+    return Accepted(id=data["interaction_id"], type=INTERACTION_LOGGED)
+
+
+async def record_purchase(body: PurchaseIntake, publisher: EventPublisher, clock: Clock) -> Accepted:
+    purchase = _validated(PurchaseCompleted, body.model_dump(mode="json"))
+    # The order id keys the event: an order system resending the same order publishes the same id.
+    event = new_event(PURCHASE_COMPLETED, purchase.customer_id, purchase.model_dump(mode="json"), source=SOURCE,
+                      id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"guanxi:purchase:{purchase.order_id}")), time=clock.now())
+    await publisher.publish(event)
+    return Accepted(id=purchase.order_id, type=PURCHASE_COMPLETED)
+
+
+async def kpi_overview(upstreams: Upstreams, identity: Identity, request_id: str, clock: Clock,
+                       start: datetime | None, end: datetime | None, timeout: float) -> dict[str, Any]:
+    end = end or clock.now()
+    start = start or end - timedelta(days=30)
+    if start >= end:
+        raise Problem(422, "Invalid request", "'from' must be before 'to'")
+    params = {"from": start.isoformat(), "to": end.isoformat()}
+
+    async def section(service: str) -> dict[str, Any]:
+        try:
+            figures = await upstreams.get_json(service, f"{domain.API}/kpis/{service}", identity, request_id, params,
+                                               timeout=timeout)
+        except Problem as exc:
+            # One service down leaves its section marked, the rest of the overview stands.
+            return {"available": False, "reason": exc.detail}
+        return {"available": True, "figures": figures}
+
+    results = await asyncio.gather(*(section(s) for s in KPI_SERVICES))
+    sections = dict(zip(KPI_SERVICES, results, strict=True))
+    indicators = domain.assess({s: v.get("figures") if v["available"] else None for s, v in sections.items()})
+    return {"from": params["from"], "to": params["to"], "indicators": indicators, "sections": sections}

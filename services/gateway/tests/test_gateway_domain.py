@@ -1,0 +1,126 @@
+"""Pure rules of the gateway: the role matrix, path templates, rate buckets and KPI targets."""
+
+from __future__ import annotations
+
+import pytest
+from guanxi_gateway import domain
+from guanxi_gateway.authn import roles_from_claims
+from guanxi_shared.auth import Role
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+A, S, AU, AD, I = Role.agent, Role.supervisor, Role.auditor, Role.admin, Role.integration
+EVERYONE = (A, S, AU, AD, I)
+
+# (method, path, roles allowed, owning service or None for the gateway itself)
+MATRIX = [
+    ("POST", "/api/v1/complaints", {A, S, AD, I}, None),
+    ("GET", "/api/v1/complaints", {A, S, AD}, "complaints"),
+    ("GET", "/api/v1/complaints/5b0e7c1e", {A, S, AD}, "complaints"),
+    ("POST", "/api/v1/complaints/5b0e7c1e/resolve", {A, S, AD}, "complaints"),
+    ("POST", "/api/v1/interactions", {A, S, AD, I}, None),
+    ("GET", "/api/v1/interactions", {A, S, AD}, "customer"),
+    ("POST", "/api/v1/purchases", {I, AD}, None),
+    ("POST", "/api/v1/customers", {A, S, AD}, "customer"),
+    ("GET", "/api/v1/customers/c1", {A, S, AD}, "customer"),
+    ("PATCH", "/api/v1/customers/c1", {A, S, AD}, "customer"),
+    ("DELETE", "/api/v1/customers/c1", {A, S, AD}, "customer"),
+    ("POST", "/api/v1/visits", {A, S, AD}, "customer"),
+    ("GET", "/api/v1/surveys", {A, S, AD}, "surveys"),
+    ("GET", "/api/v1/notifications", {A, S, AD}, "notifications"),
+    ("GET", "/api/v1/templates", {A, S, AD}, "notifications"),
+    ("PUT", "/api/v1/templates/ack", {AD}, "notifications"),
+    ("GET", "/api/v1/audit/verify", {AU}, "audit"),
+    ("GET", "/api/v1/audit/records", {AU}, "audit"),
+    ("GET", "/api/v1/kpis", {S, AD}, None),
+    ("GET", "/api/v1/kpis/complaints", {S, AD}, "complaints"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "roles", "service"), MATRIX)
+def test_role_matrix_route_by_route(method: str, path: str, roles: set[Role], service: str | None) -> None:
+    rule = domain.find_rule(method, path)
+    assert rule is not None and rule.service == service
+    for role in EVERYONE:
+        assert domain.allowed(rule, [role]) is (role in roles), (method, path, role)
+
+
+def test_auditor_reaches_only_audit_and_integration_only_intake() -> None:
+    for method, path, _, _ in MATRIX:
+        rule = domain.find_rule(method, path)
+        assert rule is not None
+        assert domain.allowed(rule, [AU]) is path.startswith("/api/v1/audit")
+        assert domain.allowed(rule, [I]) is (method == "POST" and rule.service is None)
+
+
+def test_survey_answer_link_is_public_and_nothing_else_is() -> None:
+    rule = domain.find_rule("POST", "/api/v1/surveys/answer/tok.en")
+    assert rule is not None and rule.public and rule.service == "surveys"
+    assert all(not r.public for r in domain.ROLE_MATRIX if not r.prefix.startswith("/api/v1/surveys/answer"))
+
+
+def test_unknown_paths_and_methods() -> None:
+    assert domain.find_rule("GET", "/api/v1/internal/customers/c1/contact-details") is None
+    assert not domain.path_known("/api/v1/nothing")
+    assert domain.find_rule("DELETE", "/api/v1/audit/verify") is None and domain.path_known("/api/v1/audit/verify")
+    assert domain.find_rule("GET", "/api/v1/customersX") is None  # a prefix is a whole segment
+
+
+def test_templates_prefer_literals_and_hide_ids() -> None:
+    index = domain.TemplateIndex(["/api/v1/customers/{customer_id}", "/api/v1/customers/export",
+                                  "/api/v1/complaints/{complaint_id}/resolve", "/api/v1/surveys/answer/{token}"])
+    assert index.match("/api/v1/customers/export") == ("/api/v1/customers/export", {})
+    assert index.match("/api/v1/customers/c-9") == ("/api/v1/customers/{customer_id}", {"customer_id": "c-9"})
+    template, params = index.match("/api/v1/surveys/answer/secret.token")
+    assert template == "/api/v1/surveys/answer/{token}" and "secret" not in template
+    assert index.match("/api/v1/visits/v1/report")[0] == "/api/v1/visits/{…}"
+    assert domain.customer_of("/api/v1/customers/{id}", {"id": "c1"}) == "c1"
+    assert domain.customer_of("/api/v1/complaints/{complaint_id}/resolve", {"complaint_id": "x"}) is None
+
+
+@given(st.lists(st.floats(min_value=0, max_value=5, allow_nan=False), min_size=1, max_size=200),
+       st.integers(min_value=1, max_value=600), st.floats(min_value=1, max_value=50))
+@settings(max_examples=150, deadline=None)
+def test_rate_limiter_never_admits_more_than_burst_plus_refill(gaps: list[float], per_minute: int, burst: float) -> None:
+    limiter = domain.RateLimiter(per_minute, burst)
+    now, admitted = 0.0, 0
+    for gap in gaps:
+        now += gap
+        wait = limiter.take("k", now)
+        assert wait >= 0
+        admitted += wait == 0
+    assert admitted <= burst + now * per_minute / 60.0 + 1e-6
+
+
+@given(st.integers(min_value=1, max_value=600))
+def test_rate_limiter_waiting_the_advised_time_admits(per_minute: int) -> None:
+    limiter = domain.RateLimiter(per_minute, 1.0)
+    assert limiter.take("k", 0.0) == 0.0
+    wait = limiter.take("k", 0.0)
+    assert wait > 0 and int(domain.retry_after(wait)) >= 1
+    assert limiter.take("k", wait + 1e-9) == 0.0
+    assert limiter.take("other", 0.0) == 0.0  # buckets are per key
+
+
+def test_kpis_beside_targets() -> None:
+    indicators = {i["indicator"]: i for i in domain.assess({
+        "complaints": {"first_contact_resolution": 0.93, "resolution_rate": 85.0,
+                       "sla_compliance": {"acknowledge": 1.0, "formal_answer": 0.8}},
+        "surveys": {"average_satisfaction": {"value": 87.5}, "nps": 31},
+        "customer": {"churn_rate": 0.07},
+        "notifications": None,
+    })}
+    assert indicators["first_contact_resolution"]["met"] is True
+    assert indicators["resolution_rate"]["value"] == pytest.approx(0.85) and indicators["resolution_rate"]["met"] is False
+    assert indicators["average_satisfaction"]["met"] is True and indicators["average_satisfaction"]["target"] == 85.0
+    assert indicators["churn_rate"]["met"] is False and indicators["churn_rate"]["comparison"] == "<="
+    assert indicators["sla_formal_answer"]["met"] is False and indicators["sla_acknowledge"]["met"] is True
+    assert indicators["nps"]["value"] == 31 and indicators["nps"]["met"] is None
+    assert indicators["notification_delivery_rate"]["value"] is None
+
+
+def test_roles_from_claims_ignores_unknown_and_service() -> None:
+    assert roles_from_claims({"roles": ["agent", "root", "service"]}, "roles") == [Role.agent]
+    assert roles_from_claims({"realm_access": {"roles": ["auditor"]}}, "realm_access.roles") == [Role.auditor]
+    assert roles_from_claims({"scope": "admin integration"}, "scope") == [Role.admin, Role.integration]
+    assert roles_from_claims({}, "roles") == []
