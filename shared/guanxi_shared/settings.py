@@ -33,6 +33,11 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = _common("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     mongodb_url: str = _common("MONGODB_URL", "mongodb://127.0.0.1:27017")
     mongodb_database: str = Field("", description="defaults to guanxi_<service>")
+    # FerretDB 1.24 (the local store) does not make one update atomic against updates arriving on
+    # other connections: concurrent $inc/$set/$unset on one document lose writes (measured: 200
+    # concurrent $inc -> 41). One connection per process serialises this process's writes, and
+    # SQLite serialises writes anyway, so it costs little there. 0 = 1 in local mode, else 100.
+    mongodb_max_pool_size: int = _common("MONGODB_MAX_POOL_SIZE", 0, ge=0)
     topic_prefix: str = _common("GUANXI_TOPIC_PREFIX", "", description="test isolation only")
     consumer_group: str = Field("", description="defaults to guanxi-<service>")
     http_host: str = "127.0.0.1"

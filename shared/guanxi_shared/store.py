@@ -26,6 +26,8 @@ def make_mongo_client(settings: ServiceSettings, **overrides: Any) -> AsyncMongo
         "retryWrites": True,
         "tz_aware": True,
         "appname": f"guanxi-{settings.service_name}",
+        # See ServiceSettings.mongodb_max_pool_size: FerretDB loses concurrent updates of one document.
+        "maxPoolSize": settings.mongodb_max_pool_size or (1 if settings.environment == "local" else 100),
     }
     options.update(overrides)
     return AsyncMongoClient(settings.mongodb_url, **options)

@@ -1,0 +1,88 @@
+"""Run a service's ``build(settings)`` under uvicorn in its own process, with optional fault hooks.
+
+    python -P tests/faults/fault_serve.py <module>:<build> <module>:<SettingsClass>
+
+Hooks (environment variables, all off by default) put the process in a precise bad state:
+
+* ``FAULT_EXIT_AFTER_BATCHES=N``: ``os._exit`` right after the N-th consumed batch was handled and
+  stored, before its offsets are committed (a SIGKILL at the worst moment).
+* ``FAULT_EXIT_AFTER_PUBLISHES=N``: ``os._exit`` right after the N-th outbox event was confirmed by
+  Kafka, before the relay clears it from the document.
+* ``FAULT_HANDLER_DELAY=S``: each handler waits S seconds first, so a signal lands mid-handler.
+
+The hooks wrap the shared classes, so they work for any service built on ``guanxi_shared``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from guanxi_shared.messaging import Delivery, EventConsumer, EventPublisher  # noqa: E402
+from guanxi_shared.runtime import serve  # noqa: E402
+from faststream.kafka.annotations import KafkaMessage  # noqa: E402 - FastStream injects by this annotation
+
+CRASH_CODE = 137
+
+
+def _resolve(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def install_hooks() -> None:
+    exit_after_batches = int(os.environ.get("FAULT_EXIT_AFTER_BATCHES", "0"))
+    exit_after_publishes = int(os.environ.get("FAULT_EXIT_AFTER_PUBLISHES", "0"))
+    delay = float(os.environ.get("FAULT_HANDLER_DELAY", "0"))
+
+    if exit_after_batches:
+        consume = EventConsumer._consume
+        batches = 0
+
+        async def consume_then_die(self: EventConsumer, msg: KafkaMessage) -> None:
+            nonlocal batches
+            await consume(self, msg)
+            batches += 1
+            if batches >= exit_after_batches:
+                os._exit(CRASH_CODE)  # stored, not committed
+
+        EventConsumer._consume = consume_then_die  # type: ignore[method-assign]
+
+    if exit_after_publishes:
+        publish = EventPublisher.publish
+        published = 0
+
+        async def publish_then_die(self: EventPublisher, event: Any, **kw: Any) -> None:
+            nonlocal published
+            await publish(self, event, **kw)
+            published += 1
+            if published >= exit_after_publishes:
+                os._exit(CRASH_CODE)  # published, outbox entry not cleared
+
+        EventPublisher.publish = publish_then_die  # type: ignore[method-assign]
+
+    if delay:
+        handle_one = EventConsumer.handle_one
+
+        async def slow_handle_one(self: EventConsumer, delivery: Delivery) -> BaseException | None:
+            await asyncio.sleep(delay)
+            return await handle_one(self, delivery)
+
+        EventConsumer.handle_one = slow_handle_one  # type: ignore[method-assign]
+
+
+def main() -> None:
+    build, settings_class = _resolve(sys.argv[1]), _resolve(sys.argv[2])
+    install_hooks()
+    settings = settings_class()
+    serve(build(settings), settings)
+
+
+if __name__ == "__main__":
+    main()
