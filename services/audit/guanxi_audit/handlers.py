@@ -62,6 +62,10 @@ async def capture(audit: Audit, deliveries: list[Delivery]) -> list[tuple[Delive
             except Exception as single:
                 failures.append((delivery, single if is_transient(single) else PermanentError(repr(single))))
     failed = {id(d) for d, _ in failures}
+    try:
+        await _redact_late_arrivals(audit, [d for d in deliveries if id(d) not in failed])
+    except Exception as exc:
+        return [*failures, *((d, exc) for d in deliveries if id(d) not in failed)]
     for delivery in deliveries:
         if id(delivery) in failed:
             continue
@@ -129,6 +133,20 @@ async def _raise(audit: Audit, episode: str, rule: str, actor: str | None, detai
 
 
 # --- erasure -----------------------------------------------------------------------------------
+
+async def _redact_late_arrivals(audit: Audit, deliveries: list[Delivery]) -> None:
+    """Redact events that arrive after their customer's erasure.
+
+    Topics are not ordered with each other, so a complaint can land after ``customer.erased``.
+    Both sides write first and look second (erasure: record, then scan; capture: record, then
+    check), so whichever comes last sees the other and no clear value is left behind.
+    """
+    subjects = sorted({d.event.subject for d in deliveries if d.event.type != CUSTOMER_ERASED})
+    if not subjects:
+        return
+    for subject in await audit.store.erased_among(subjects):
+        await audit.store.redact_subject(subject, audit.settings.personal_fields, audit.settings.erasure_marker)
+
 
 async def erase(audit: Audit, customer_id: str, subject: str) -> int:
     count = 0

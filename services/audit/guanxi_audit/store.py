@@ -138,6 +138,10 @@ class AuditStore:
                 return
             cursor_seq = last
 
+    async def erased_among(self, subjects: Sequence[str]) -> set[str]:
+        query = {"type": "customer.erased", "subject": {"$in": list(subjects)}}
+        return {d["subject"] async for d in self.records.find(query, {"subject": 1})}
+
     async def erased_subjects(self) -> set[str]:
         return {d["subject"] async for d in self.records.find({"type": "customer.erased"}, {"subject": 1})}
 

@@ -1,0 +1,95 @@
+"""Helpers shared by the audit service's integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from guanxi_audit.app import build
+from guanxi_audit.handlers import Audit
+from guanxi_audit.settings import AuditSettings
+from guanxi_shared.auth import Identity, Role, sign_internal
+from guanxi_shared.clock import Clock
+from guanxi_shared.events import CloudEvent, new_event
+
+
+@dataclass
+class Running:
+    app: FastAPI
+    http: httpx.AsyncClient
+    settings: AuditSettings
+
+    @property
+    def audit(self) -> Audit:
+        return self.app.state.audit  # type: ignore[no-any-return]
+
+    def headers(self, role: Role = Role.auditor, subject: str = "ada") -> dict[str, str]:
+        token = sign_internal(Identity(subject=subject, roles=[role]), self.settings.internal_secret.get_secret_value())
+        return {"X-Guanxi-Identity": token}
+
+    async def get(self, path: str, role: Role = Role.auditor, **params: Any) -> httpx.Response:
+        return await self.http.get(path, params=params, headers=self.headers(role))
+
+    async def count(self, **filters: Any) -> int:
+        return await self.audit.store.records.count_documents(filters)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: AuditSettings, clock: Clock | None = None) -> AsyncIterator[Running]:
+    app = build(settings, clock)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://audit") as http:
+            yield Running(app, http, settings)
+
+
+async def send(producer: AIOKafkaProducer, prefix: str, event: CloudEvent, headers: dict[str, str] | None = None) -> None:
+    await producer.send_and_wait(prefix + event.type, event.to_json(), key=event.subject.encode(),
+                                 headers=[(k, v.encode()) for k, v in (headers or {}).items()])
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def purchase(customer: str, order: str) -> CloudEvent:
+    return new_event("purchase.completed", customer, {
+        "order_id": order, "customer_id": customer, "amount": "88.00", "currency": "CNY",
+        "items": [{"sku": "T1", "name": "Oolong", "quantity": 1, "unit_price": "88.00"}],
+        "channel": "web", "purchased_at": now_iso()}, source="orders")
+
+
+def complaint(customer: str, description: str = "Parcel arrived broken; call me on 13800138000") -> CloudEvent:
+    return new_event("complaint.received", customer, {
+        "customer_id": customer, "channel": "phone", "category": "delivery", "severity": "normal",
+        "description": description, "received_at": now_iso()}, source="call-centre")
+
+
+def interaction(customer: str, summary: str = "follow-up call", agent: str = "agent-7") -> CloudEvent:
+    return new_event("interaction.logged", customer, {
+        "customer_id": customer, "channel": "phone", "direction": "outbound", "occurred_at": now_iso(),
+        "summary": summary, "agent_id": agent}, source="call-centre")
+
+
+def pii_read(customer: str, actor: str, role: str = "agent") -> CloudEvent:
+    return new_event("customer.pii_accessed", customer, {
+        "customer_id": customer, "actor": actor, "actor_role": role, "fields": ["phone"], "purpose": "service",
+        "via": "api", "accessed_at": now_iso()}, source="customer")
+
+
+def access(actor: str, role: str, path: str, status: int, customer: str | None = None) -> CloudEvent:
+    return new_event("access.recorded", customer or actor, {
+        "actor": actor, "role": role, "method": "GET", "path": path, "status": status,
+        "request_id": f"r-{actor}-{status}", "customer_id": customer, "at": now_iso()}, source="gateway")
+
+
+def erased(customer: str) -> CloudEvent:
+    return new_event("customer.erased", customer, {"customer_id": customer, "erased_at": now_iso(), "actor": "admin-1",
+                                                   "reason": "contract terminated"}, source="customer")
+
+
