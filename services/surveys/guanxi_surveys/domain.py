@@ -6,7 +6,7 @@ Pure: no I/O. The public-holiday calendar comes from the ``holidays`` package, w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -210,27 +210,19 @@ def csat_bucket(csat: int | None) -> str:
     raise ValueError(f"csat out of range: {csat}")
 
 
-def report_counters(csat: int | None, nps: int | None) -> dict[str, Any]:
-    """Numbers kept on every survey so reports are plain ``$sum``s (FerretDB: no $cond, no $avg).
+@dataclass(frozen=True)
+class Tally:
+    """How many sent surveys of one group share an outcome (answered or not, CSAT, NPS).
 
-    Every survey carries every counter (0 until answered): FerretDB sums a field as 0 for the whole
-    group when some documents lack it.
+    Reports read these counts from the store with a single ``$sum: 1`` per group and do all the
+    arithmetic here: the FerretDB in use computes only the first accumulator of a ``$group``
+    correctly, and has no ``$avg``/``$cond`` to rely on anyway.
     """
-    category = nps_category(nps) if nps is not None else None
-    return {
-        "r_completed": 1,
-        "r_csat_sum": csat or 0,
-        "r_csat_n": 1 if csat is not None else 0,
-        "r_nps_n": 1 if nps is not None else 0,
-        "r_promoters": 1 if category == "promoter" else 0,
-        "r_detractors": 1 if category == "detractor" else 0,
-        "r_csat_bucket": csat_bucket(csat),
-        "r_nps_value": "none" if nps is None else str(nps),
-    }
 
-
-EMPTY_COUNTERS: dict[str, Any] = {"r_completed": 0, "r_csat_sum": 0, "r_csat_n": 0, "r_nps_n": 0, "r_promoters": 0,
-                                  "r_detractors": 0, "r_csat_bucket": "none", "r_nps_value": "none"}
+    completed: bool
+    csat: int | None
+    nps: int | None
+    n: int
 
 
 @dataclass(frozen=True)
@@ -242,6 +234,24 @@ class Figures:
     nps_n: int
     promoters: int
     detractors: int
+
+    @classmethod
+    def of(cls, tallies: Iterable[Tally]) -> Figures:
+        sent = completed = csat_sum = csat_n = nps_n = promoters = detractors = 0
+        for t in tallies:
+            sent += t.n
+            if not t.completed:
+                continue
+            completed += t.n
+            if t.csat is not None:
+                csat_sum += t.csat * t.n
+                csat_n += t.n
+            if t.nps is not None:
+                nps_n += t.n
+                category = nps_category(t.nps)
+                promoters += t.n if category == "promoter" else 0
+                detractors += t.n if category == "detractor" else 0
+        return cls(sent, completed, csat_sum, csat_n, nps_n, promoters, detractors)
 
     def as_report(self, target: float) -> dict[str, Any]:
         avg = round(self.csat_sum / self.csat_n, 2) if self.csat_n else None
@@ -257,6 +267,17 @@ class Figures:
             "detractors": self.detractors,
             "nps_responses": self.nps_n,
         }
+
+
+def distribution(tallies: Iterable[Tally]) -> dict[str, dict[str, int]]:
+    csat = {f"{low}-{high}": 0 for low, high in CSAT_BUCKETS}
+    nps = {str(n): 0 for n in range(11)}
+    for t in tallies:
+        if t.completed and t.csat is not None:
+            csat[csat_bucket(t.csat)] += t.n
+        if t.completed and t.nps is not None:
+            nps[str(t.nps)] += t.n
+    return {"csat": csat, "nps": nps}
 
 
 def period_keys(moment: datetime, tz: ZoneInfo) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from guanxi_shared.clock import Clock
@@ -61,6 +61,11 @@ class Trigger:
         return domain.survey_id(self.kind, self.trigger_id)
 
 
+def outbox_field(events: Sequence[CloudEvent]) -> dict[str, Any]:
+    """The outbox of a document being inserted (``outbox_set`` gives dotted paths, which only updates accept)."""
+    return {"outbox": {path.split(".", 1)[1]: entry for path, entry in outbox_set(events).items()}}
+
+
 def _event(cause: CloudEvent | None, type_: str, subject: str, data: dict[str, Any], event_id: str) -> CloudEvent:
     if cause is not None:
         return cause.follow_up(type_, data, source=SOURCE, subject=subject, id=event_id)
@@ -111,13 +116,14 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
         if window is None:
             reason = "window_passed"
         else:
-            scheduled_for = deps.policy.choose(window[0], window[1], tz)
+            scheduled_for = deps.policy.choose(window[0], window[1], tz).astimezone(UTC)
             reason = domain.refusal_at_trigger(view, scheduled_for, cooldown)
         if reason is not None or scheduled_for is None or window is None:
             reason = reason or "window_passed"
-            skips.append({"_id": sid, "customer_id": t.customer_id, "kind": t.kind, "trigger_id": t.trigger_id,
+            # An erased customer's id is not kept with the record (the event still names it, as all events do).
+            skips.append({"_id": sid, "customer_id": None if reason == "customer_erased" else t.customer_id, "kind": t.kind, "trigger_id": t.trigger_id,
                           "reason": reason, "at": now, "trigger_event_id": t.cause.id,
-                          **outbox_set([_skip_event(t.cause, t.customer_id, t.kind, t.trigger_id, reason, now)])})
+                          **outbox_field([_skip_event(t.cause, t.customer_id, t.kind, t.trigger_id, reason, now)])})
             continue
         if view is None:
             view = views[t.customer_id] = domain.CustomerView(t.customer_id)
@@ -133,7 +139,7 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
             "trigger_event_id": t.cause.id, "trigger_at": t.at, "channel": t.channel or "unknown",
             "member_level": (view.member_level or "unknown"), "template_version": template.version,
             "status": "scheduled", "scheduled_for": scheduled_for, "window": {"earliest": window[0], "latest": window[1]},
-            "created_at": now, "reminded": False, **domain.EMPTY_COUNTERS, **outbox_set([event]),
+            "created_at": now, "reminded": False, **outbox_field([event]),
         })
 
     await store.insert_new(SURVEYS, surveys)
@@ -310,7 +316,7 @@ async def submit_answers(deps: Deps, token: str, answers: Mapping[str, Any]) -> 
         events.append(new_event(SURVEY_LOW_SCORE, customer, low.model_dump(mode="json", exclude_none=True), source=SOURCE,
                                 id=domain.derived_event_id(sid, "low_score"), causationid=events[0].id))
     changes = {"status": "completed", "completed_at": now, "answers": valid.values, "csat": valid.csat, "nps": valid.nps,
-               "low_score": bool(reasons), **domain.report_counters(valid.csat, valid.nps)}
+               "low_score": bool(reasons)}
     # Only the one submission that finds the survey still open with this link's nonce wins.
     if not await deps.store.transition(sid, {"status": "sent", "link_nonce": claims.nonce}, changes, events):
         await _open(deps, token)  # explains why (answered meanwhile, closed...)
@@ -344,41 +350,31 @@ def skip_view(doc: Mapping[str, Any]) -> dict[str, Any]:
 GROUP_FIELDS = {"channel": "channel", "member_level": "member_level", "kind": "kind"}
 
 
-def _figures(row: Mapping[str, Any]) -> domain.Figures:
-    return domain.Figures(sent=row["sent"], completed=row["completed"], csat_sum=row["csat_sum"], csat_n=row["csat_n"],
-                          nps_n=row["nps_n"], promoters=row["promoters"], detractors=row["detractors"])
+def _tallies(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[domain.Tally]]:
+    groups: dict[str, list[domain.Tally]] = {}
+    for row in rows:
+        key = row["_id"]
+        tally = domain.Tally(key.get("status") == "completed", key.get("csat"), key.get("nps"), int(row["n"]))
+        groups.setdefault(str(key.get("k") or "unknown"), []).append(tally)
+    return groups
 
 
 async def report(deps: Deps, since: datetime, until: datetime, group_by: str | None, period: str = "month") -> dict[str, Any]:
-    """Figures of the surveys sent in [since, until): sums from the store, averages computed here."""
+    """Figures of the surveys sent in [since, until): counts from the store, every ratio computed here."""
     key = f"p_{period}" if group_by == "period" else (GROUP_FIELDS[group_by] if group_by else None)
     target = deps.settings.csat_target
-    totals = await deps.store.report_rows(since, until, key)
-    by_csat = await deps.store.report_rows(since, until, key, ["r_csat_bucket"])
-    by_nps = await deps.store.report_rows(since, until, key, ["r_nps_value"])
-    groups: dict[str, dict[str, Any]] = {}
-    for row in sorted(totals, key=lambda r: str(r["_id"].get("k"))):
-        name = str(row["_id"].get("k") or "unknown")
-        groups[name] = {"group": name, **_figures(row).as_report(target),
-                        "distribution": {"csat": {f"{lo}-{hi}": 0 for lo, hi in domain.CSAT_BUCKETS},
-                                         "nps": {str(n): 0 for n in range(11)}}}
-    for rows, dist, field in ((by_csat, "csat", "r_csat_bucket"), (by_nps, "nps", "r_nps_value")):
-        for row in rows:
-            name = str(row["_id"].get("k") or "unknown")
-            value = row["_id"].get(field)
-            if name in groups and value not in (None, "none"):
-                groups[name]["distribution"][dist][str(value)] = row["sent"]
-    overall = domain.Figures(*(sum(getattr(_figures(r), f) for r in totals) for f in
-                               ("sent", "completed", "csat_sum", "csat_n", "nps_n", "promoters", "detractors")))
-    return {"from": since.isoformat(), "to": until.isoformat(), "group_by": group_by, "period": period if group_by == "period" else None,
-            "overall": overall.as_report(target), "groups": list(groups.values())}
+    groups = _tallies(await deps.store.report_counts(since, until, key))
+    everything = [t for tallies in groups.values() for t in tallies]
+    return {"from": since.isoformat(), "to": until.isoformat(), "group_by": group_by,
+            "period": period if group_by == "period" else None,
+            "overall": domain.Figures.of(everything).as_report(target) | {"distribution": domain.distribution(everything)},
+            "groups": [{"group": name, **domain.Figures.of(tallies).as_report(target),
+                        "distribution": domain.distribution(tallies)} for name, tallies in sorted(groups.items())]}
 
 
 async def kpis(deps: Deps, since: datetime, until: datetime) -> dict[str, Any]:
-    rows = await deps.store.report_rows(since, until, None)
-    figures = domain.Figures(*(sum(r[f] for r in rows) for f in
-                               ("sent", "completed", "csat_sum", "csat_n", "nps_n", "promoters", "detractors")))
-    r = figures.as_report(deps.settings.csat_target)
+    rows = await deps.store.report_counts(since, until, None)
+    r = domain.Figures.of(t for ts in _tallies(rows).values() for t in ts).as_report(deps.settings.csat_target)
     return {"from": since.isoformat(), "to": until.isoformat(), "avg_satisfaction": r["avg_csat"],
             "satisfaction_target": r["csat_target"], "meets_target": r["meets_target"], "nps": r["nps"],
             "response_rate": r["response_rate"], "sent": r["sent"], "completed": r["completed"]}

@@ -145,16 +145,14 @@ class SurveyStore:
         found = self.db[collection].find(query, {"outbox": 0}).sort("_id", ASCENDING).limit(limit + 1)
         return [d async for d in found]
 
-    async def report_rows(self, since: datetime, until: datetime, key: str | None, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """Sums per group of the surveys sent in [since, until); ``extra`` adds fields to the group key."""
-        group_id: dict[str, Any] = {"k": f"${key}" if key else "all"}
-        for name in extra:
-            group_id[name] = f"${name}"
+    async def report_counts(self, since: datetime, until: datetime, key: str | None) -> list[dict[str, Any]]:
+        """Counts of the surveys sent in [since, until) per (group, status, CSAT, NPS).
+
+        One accumulator only (``$sum: 1``): see ``domain.Tally`` for why the arithmetic is not done here.
+        """
         pipeline = [
             {"$match": {"sent_at": {"$gte": since, "$lt": until}}},
-            {"$group": {"_id": group_id, "sent": {"$sum": 1}, "completed": {"$sum": "$r_completed"},
-                        "csat_sum": {"$sum": "$r_csat_sum"}, "csat_n": {"$sum": "$r_csat_n"},
-                        "nps_n": {"$sum": "$r_nps_n"}, "promoters": {"$sum": "$r_promoters"},
-                        "detractors": {"$sum": "$r_detractors"}}},
+            {"$group": {"_id": {"k": f"${key}" if key else "all", "status": "$status", "csat": "$csat", "nps": "$nps"},
+                        "n": {"$sum": 1}}},
         ]
         return [d async for d in await self.surveys.aggregate(pipeline)]

@@ -1,0 +1,303 @@
+"""The surveys service on real Kafka + FerretDB, driven in-process with a manual clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from guanxi_shared.auth import Identity, Role, sign_internal
+from guanxi_shared.clock import ManualClock
+from guanxi_shared.events import new_event
+from guanxi_shared.testing import EventTap, eventually
+from guanxi_shared.topics import (
+    CUSTOMER_CONSENT_CHANGED,
+    CUSTOMER_ERASED,
+    CUSTOMER_REGISTERED,
+    PURCHASE_COMPLETED,
+    SURVEY_COMPLETED,
+    SURVEY_LOW_SCORE,
+    SURVEY_REQUESTED,
+    SURVEY_SCHEDULED,
+    SURVEY_SKIPPED,
+)
+from guanxi_surveys.app import build
+from guanxi_surveys.settings import SurveysSettings
+from pymongo import AsyncMongoClient
+
+pytestmark = pytest.mark.integration
+
+# Monday 2026-11-16 10:00 in Shanghai: three days later is a plain working Thursday morning.
+T0 = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
+
+
+class Kit:
+    def __init__(self, settings: SurveysSettings, producer: AIOKafkaProducer, prefix: str) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.prefix = prefix
+        self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+        self.db = self.mongo[settings.mongodb_database]
+
+    def headers(self, role: Role = Role.agent) -> dict[str, str]:
+        token = sign_internal(Identity(subject="alice", roles=[role]), self.settings.internal_secret.get_secret_value())
+        return {"X-Guanxi-Identity": token}
+
+    async def send(self, type_: str, customer: str, data: dict[str, Any], event_id: str | None = None) -> str:
+        event = new_event(type_, customer, data, source="tests", id=event_id)
+        await self.producer.send_and_wait(self.prefix + type_, event.to_json(), key=customer.encode())
+        return event.id
+
+    async def register(self, customer: str, *, survey: bool = True, level: str = "standard", language: str = "zh") -> None:
+        await self.send(CUSTOMER_REGISTERED, customer, {
+            "customer_id": customer, "consents": {"service": True, "survey": survey}, "member_level": level,
+            "language": language, "timezone": "Asia/Shanghai", "registered_at": (T0 - timedelta(days=1)).isoformat()})
+        await eventually(lambda: self.db["customers"].find_one({"_id": customer, "survey_consent": {"$exists": True}}),
+                         what=f"{customer} known to the surveys service")
+
+    async def purchase(self, order: str, customer: str, *, channel: str = "web", at: datetime = T0,
+                       event_id: str | None = None) -> str:
+        return await self.send(PURCHASE_COMPLETED, customer, {
+            "order_id": order, "customer_id": customer, "amount": "199.00", "currency": "CNY",
+            "items": [{"sku": "TEA-1", "name": "Oolong", "quantity": 1, "unit_price": "199.00"}],
+            "channel": channel, "purchased_at": at.isoformat()}, event_id)
+
+    async def surveys_of(self, client: httpx.AsyncClient, customer: str) -> list[dict[str, Any]]:
+        r = await client.get("/api/v1/surveys", params={"customer_id": customer}, headers=self.headers())
+        assert r.status_code == 200, r.text
+        items: list[dict[str, Any]] = r.json()["items"]
+        return items
+
+
+@pytest.fixture
+async def kit(make_settings, topics, producer) -> AsyncIterator[Kit]:  # type: ignore[no-untyped-def]
+    settings = make_settings(SurveysSettings, scheduler_interval_seconds=0.1)
+    k = Kit(settings, producer, topics)
+    yield k
+    await k.mongo.drop_database(settings.mongodb_database)
+    await k.mongo.close()
+
+
+@asynccontextmanager
+async def running(settings: SurveysSettings, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
+    app = build(settings, clock)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as client:
+            yield client
+
+
+def datas(t: EventTap, topic: str) -> list[dict[str, Any]]:
+    return [e["data"] for e in t.events(topic)]
+
+
+def token_of(link: str) -> str:
+    assert link.startswith("http://127.0.0.1:8000/api/v1/surveys/answer/")
+    return link.rsplit("/", 1)[1]
+
+
+async def test_purchase_schedules_one_survey_in_window_duplicates_none_and_cooldown_skips(kit: Kit, tap) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock(T0)
+    seen = await tap(SURVEY_SCHEDULED, SURVEY_SKIPPED)
+    async with running(kit.settings, clock) as client:
+        await kit.register("c-1")
+        first = await kit.purchase("o-1", "c-1")
+        await kit.purchase("o-1", "c-1", event_id=first)  # the same event again
+        await kit.purchase("o-1", "c-1")  # the same order in a new event
+        await kit.purchase("o-2", "c-1", at=T0 + timedelta(days=2))  # another order within the cooldown
+        await seen.wait_for(lambda t: len(t.events(SURVEY_SKIPPED)) >= 1, what="the cooldown skip")
+        await seen.settle(0.5)
+
+        scheduled = datas(seen, SURVEY_SCHEDULED)
+        assert len(scheduled) == 1 and scheduled[0]["trigger_id"] == "o-1"
+        skipped = datas(seen, SURVEY_SKIPPED)
+        assert [(s["trigger_id"], s["reason"]) for s in skipped] == [("o-2", "cooldown")]
+
+        items = await kit.surveys_of(client, "c-1")
+        assert len(items) == 1
+        survey = items[0]
+        when = datetime.fromisoformat(survey["scheduled_for"])
+        assert T0 + timedelta(days=3) <= when <= T0 + timedelta(days=7)
+        assert when == T0 + timedelta(days=3)  # Thursday 10:00 in Shanghai: working day, not quiet
+        assert survey["status"] == "scheduled" and survey["kind"] == "post_purchase" and survey["channel"] == "web"
+
+        r = await client.get("/api/v1/surveys/skips", params={"customer_id": "c-1"}, headers=kit.headers())
+        assert [(s["trigger_id"], s["reason"]) for s in r.json()["items"]] == [("o-2", "cooldown")]
+        r = await client.get("/api/v1/surveys", params={"customer_id": "c-1"})
+        assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_consent_withdrawn_or_erased_means_no_survey(kit: Kit, tap) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock(T0)
+    seen = await tap(SURVEY_SCHEDULED, SURVEY_SKIPPED, SURVEY_REQUESTED)
+    async with running(kit.settings, clock) as client:
+        await kit.register("c-2")
+        await kit.register("c-3")
+        await kit.register("c-4", survey=False)
+        await kit.purchase("o-20", "c-2")
+        await kit.purchase("o-30", "c-3")
+        await kit.purchase("o-40", "c-4")
+        await seen.wait_for(lambda t: len(t.events(SURVEY_SCHEDULED)) >= 2 and len(t.events(SURVEY_SKIPPED)) >= 1,
+                            what="two surveys scheduled, one skipped")
+        assert [(s["trigger_id"], s["reason"]) for s in datas(seen, SURVEY_SKIPPED)] == [("o-40", "no_survey_consent")]
+
+        # Withdrawing survey consent cancels the pending survey and blocks new ones.
+        await kit.send(CUSTOMER_CONSENT_CHANGED, "c-2", {
+            "customer_id": "c-2", "purpose": "survey", "granted": False, "consents": {"service": True, "survey": False},
+            "changed_at": T0.isoformat()})
+        await kit.purchase("o-21", "c-2", at=T0 + timedelta(days=40))
+        # Erasure cancels too, and nothing is scheduled for the erased customer afterwards.
+        await kit.send(CUSTOMER_ERASED, "c-3", {"customer_id": "c-3", "erased_at": T0.isoformat(), "actor": "dpo"})
+        await kit.purchase("o-31", "c-3", at=T0 + timedelta(days=40))
+        await seen.wait_for(lambda t: len(t.events(SURVEY_SKIPPED)) >= 5, what="cancellations and skips")
+        reasons = {(s["trigger_id"], s["reason"]) for s in datas(seen, SURVEY_SKIPPED)}
+        assert reasons == {("o-40", "no_survey_consent"), ("o-20", "consent_withdrawn"), ("o-21", "no_survey_consent"),
+                           ("o-30", "customer_erased"), ("o-31", "customer_erased")}
+        assert [s["status"] for s in await kit.surveys_of(client, "c-2")] == ["cancelled"]
+        assert await kit.surveys_of(client, "c-3") == []  # detached from the erased customer
+
+        # Nothing goes out when the time comes.
+        clock.advance(timedelta(days=8))
+        await seen.settle(1.0)
+        assert seen.events(SURVEY_REQUESTED) == []
+
+
+async def test_due_survey_is_requested_once_across_a_restart_and_answered_once(kit: Kit, tap) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock(T0)
+    seen = await tap(SURVEY_SCHEDULED, SURVEY_REQUESTED, SURVEY_COMPLETED, SURVEY_LOW_SCORE, SURVEY_SKIPPED)
+    async with running(kit.settings, clock):
+        await kit.register("c-5", language="en")
+        await kit.purchase("o-50", "c-5", channel="app")
+        await kit.purchase("o-60", "c-6")  # c-6 is never registered: survey consent unknown
+        await seen.wait_for(lambda t: len(t.events(SURVEY_SCHEDULED)) >= 2, what="two surveys scheduled")
+        clock.advance(timedelta(days=3, hours=1))
+        await seen.wait_for(lambda t: len(t.events(SURVEY_REQUESTED)) >= 1 and len(t.events(SURVEY_SKIPPED)) >= 1,
+                            what="the survey requested")
+    assert [(s["trigger_id"], s["reason"]) for s in datas(seen, SURVEY_SKIPPED)] == [("o-60", "survey_consent_unknown")]
+
+    # A new instance on the same store and topics must not send it again.
+    async with running(kit.settings, clock) as client:
+        await seen.settle(1.5)
+        requested = datas(seen, SURVEY_REQUESTED)
+        assert len(requested) == 1
+        request = requested[0]
+        assert request["customer_id"] == "c-5" and request["language"] == "en" and request["reminder"] is False
+        token = token_of(request["link"])
+
+        form = await client.get(f"/api/v1/surveys/answer/{token}")
+        assert form.status_code == 200, form.text
+        body = form.json()
+        assert body["language"] == "en" and body["questions"][0]["text"].startswith("How satisfied")
+        assert {q["id"] for q in body["questions"]} == {"satisfaction", "recommend", "liked_most", "comment"}
+
+        bad = await client.post(f"/api/v1/surveys/answer/{token}", json={"answers": {"satisfaction": 140}})
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+        assert any("recommend" in e for e in bad.json()["errors"])
+        forged = await client.get(f"/api/v1/surveys/answer/{token[:-4]}AAAA")
+        assert forged.status_code == 404
+
+        answers = {"satisfaction": 40, "recommend": 5, "liked_most": "product", "comment": "arrived late"}
+        ok = await client.post(f"/api/v1/surveys/answer/{token}", json={"answers": answers})
+        assert ok.status_code == 200 and ok.json()["low_score"] is True
+        again = await client.post(f"/api/v1/surveys/answer/{token}", json={"answers": answers})
+        assert again.status_code == 409 and again.json()["title"] == "Survey already answered"
+
+        await seen.wait_for(lambda t: len(t.events(SURVEY_LOW_SCORE)) >= 1 and len(t.events(SURVEY_COMPLETED)) >= 1,
+                            what="completed and low score")
+        await seen.settle(0.5)
+        completed = datas(seen, SURVEY_COMPLETED)
+        assert len(completed) == 1 and (completed[0]["csat"], completed[0]["nps"], completed[0]["channel"]) == (40, 5, "app")
+        low = datas(seen, SURVEY_LOW_SCORE)
+        assert len(low) == 1 and low[0]["reason"] == "csat_below_60,nps_detractor" and low[0]["trigger_id"] == "o-50"
+        # No personal data and no free text leave in events.
+        assert "arrived late" not in json.dumps(seen.events())
+
+        items = await kit.surveys_of(client, "c-5")
+        assert items[0]["status"] == "completed" and items[0]["csat"] == 40
+
+        # Completed surveys get no reminder.
+        clock.advance(timedelta(days=4))
+        await seen.settle(0.5)
+        assert len(datas(seen, SURVEY_REQUESTED)) == 1
+
+
+async def test_reports_reminder_expiry_and_erasure(kit: Kit, tap) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock(T0)
+    seen = await tap(SURVEY_SCHEDULED, SURVEY_REQUESTED)
+    # (customer, channel, member level, csat, nps) — c-10 never answers.
+    plan = [("c-7", "web", "gold", 90, 10), ("c-8", "web", "standard", 50, 3), ("c-9", "app", "gold", 80, 8),
+            ("c-10", "app", "standard", None, None)]
+    async with running(kit.settings, clock) as client:
+        for customer, _, level, _, _ in plan:
+            await kit.register(customer, level=level)
+        for customer, channel, _, _, _ in plan:
+            await kit.purchase(f"o-{customer}", customer, channel=channel)
+        await seen.wait_for(lambda t: len(t.events(SURVEY_SCHEDULED)) >= 4, what="four surveys scheduled")
+        clock.advance(timedelta(days=3, hours=1))
+        await seen.wait_for(lambda t: len(t.events(SURVEY_REQUESTED)) >= 4, what="four surveys requested")
+        links = {d["customer_id"]: token_of(d["link"]) for d in datas(seen, SURVEY_REQUESTED)}
+        for customer, _, _, csat, nps in plan:
+            if csat is not None:
+                r = await client.post(f"/api/v1/surveys/answer/{links[customer]}",
+                                      json={"answers": {"satisfaction": csat, "recommend": nps, "comment": "thanks"}})
+                assert r.status_code == 200, r.text
+
+        boss = kit.headers(Role.supervisor)
+        window = {"from": "2026-11-01", "to": "2026-12-01"}
+        r = await client.get("/api/v1/surveys/reports", params={**window, "group_by": "channel"}, headers=boss)
+        assert r.status_code == 200, r.text
+        report = r.json()
+        overall = report["overall"]
+        # Hand-computed: 4 sent, 3 answered; CSAT (90+50+80)/3; NPS 1 promoter − 1 detractor of 3.
+        assert (overall["sent"], overall["completed"], overall["response_rate"]) == (4, 3, 0.75)
+        assert overall["avg_csat"] == 73.33 and overall["csat_target"] == 85 and overall["meets_target"] is False
+        assert overall["nps"] == 0.0
+        groups = {g["group"]: g for g in report["groups"]}
+        web, app = groups["web"], groups["app"]
+        assert (web["sent"], web["completed"], web["avg_csat"], web["nps"], web["response_rate"]) == (2, 2, 70.0, 0.0, 1.0)
+        assert (app["sent"], app["completed"], app["avg_csat"], app["nps"], app["response_rate"]) == (2, 1, 80.0, 0.0, 0.5)
+        assert web["distribution"]["csat"] == {"0-59": 1, "60-69": 0, "70-79": 0, "80-89": 0, "90-100": 1}
+        assert web["distribution"]["nps"]["10"] == 1 and web["distribution"]["nps"]["3"] == 1
+        assert app["distribution"]["nps"]["8"] == 1 and sum(app["distribution"]["nps"].values()) == 1
+
+        r = await client.get("/api/v1/surveys/reports", params={**window, "group_by": "member_level"}, headers=boss)
+        levels = {g["group"]: g for g in r.json()["groups"]}
+        # gold: 90 and 80 → 85.0 (meets the target); one promoter, one passive → NPS 50.
+        assert (levels["gold"]["avg_csat"], levels["gold"]["meets_target"], levels["gold"]["nps"]) == (85.0, True, 50.0)
+        assert (levels["standard"]["avg_csat"], levels["standard"]["nps"], levels["standard"]["response_rate"]) == (50.0, -100.0, 0.5)
+
+        r = await client.get("/api/v1/surveys/reports", params={**window, "group_by": "period", "period": "month"}, headers=boss)
+        assert [(g["group"], g["sent"]) for g in r.json()["groups"]] == [("2026-11", 4)]
+
+        r = await client.get("/api/v1/kpis/surveys", params=window, headers=boss)
+        k = r.json()
+        assert (k["avg_satisfaction"], k["nps"], k["response_rate"], k["satisfaction_target"]) == (73.33, 0.0, 0.75, 85)
+        r = await client.get("/api/v1/surveys/reports", params=window, headers=kit.headers(Role.agent))
+        assert r.status_code == 403
+
+        # One reminder for the unanswered survey, with the same link; then it expires.
+        clock.advance(timedelta(days=3))
+        await seen.wait_for(lambda t: any(d["reminder"] for d in datas(t, SURVEY_REQUESTED)), what="the reminder")
+        clock.advance(timedelta(days=1))
+        await seen.settle(0.5)
+        reminders = [d for d in datas(seen, SURVEY_REQUESTED) if d["reminder"]]
+        assert len(reminders) == 1 and reminders[0]["customer_id"] == "c-10"
+        assert token_of(reminders[0]["link"]) == links["c-10"]
+        clock.advance(timedelta(days=11))
+        await eventually(lambda: kit.surveys_of(client, "c-10"), lambda items: items[0]["status"] == "expired",
+                         what="expiry")
+        r = await client.get(f"/api/v1/surveys/answer/{links['c-10']}")
+        assert r.status_code == 410
+
+        # Erasure anonymises answers: no customer id, no free text; the figures stay.
+        await kit.send(CUSTOMER_ERASED, "c-7", {"customer_id": "c-7", "erased_at": T0.isoformat(), "actor": "dpo"})
+        await eventually(lambda: kit.db["surveys"].find_one({"trigger_id": "o-c-7"}),
+                         lambda d: d is not None and "customer_id" not in d, what="anonymised answers")
+        doc = await kit.db["surveys"].find_one({"trigger_id": "o-c-7"})
+        assert doc is not None and "comment" not in doc["answers"] and doc["csat"] == 90
+        r = await client.get("/api/v1/kpis/surveys", params=window, headers=boss)
+        assert r.json()["avg_satisfaction"] == 73.33
