@@ -48,6 +48,7 @@ class Preferences(BaseModel):
 
 def preferences_view(customer_id: str, doc: dict[str, Any]) -> dict[str, Any]:
     return {"customer_id": customer_id, "opted_out": doc.get("opted_out", []),
+            "opted_out_in_customer_service": doc.get("opted_out_upstream", []),
             "preferred_channels": doc.get("preferred_channels"), "consents": doc.get("consents"),
             "language": doc.get("language"), "timezone": doc.get("timezone"), "erased": bool(doc.get("erased"))}
 

@@ -126,8 +126,9 @@ async def decide_and_send(deps: Deps, doc: dict[str, Any]) -> Decision:
             return Decision(Status.held, "quiet_hours", due_at=quiet_end)
 
     requested = Channel(doc["requested_channel"]) if doc.get("requested_channel") else None
-    candidates, skipped = domain.channel_candidates(requested, recipient.get("preferred_channels"),
-                                                    recipient.get("opted_out", []), deps.channels.keys())
+    opted_out = {*recipient.get("opted_out", []), *recipient.get("opted_out_upstream", [])}
+    candidates, skipped = domain.channel_candidates(requested, recipient.get("preferred_channels"), opted_out,
+                                                    deps.channels.keys())
     if not candidates:
         reason = "opted_out:" + ",".join(c.value for c in skipped) if skipped else "no_channel_available"
         return Decision(Status.suppressed, reason)

@@ -116,7 +116,8 @@ class MongoNotificationStore:
         await self.recipients.update_one({"_id": customer_id}, {"$setOnInsert": {"created": True}}, upsert=True)
         update: Doc = {"consents": consents, "consents_at": at}
         if channels_opted_out is not None:
-            update["opted_out"] = sorted(set(channels_opted_out))
+            # Kept apart from opt-outs recorded here over HTTP: neither source may undo the other.
+            update["opted_out_upstream"] = sorted(set(channels_opted_out))
         r = await self.recipients.update_one(
             {"_id": customer_id, "$or": [{"consents_at": {"$exists": False}}, {"consents_at": {"$lte": at}}]},
             {"$set": update},
