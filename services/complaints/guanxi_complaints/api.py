@@ -138,7 +138,7 @@ def make_router(deps: handlers.Deps, max_page_size: int) -> APIRouter:
         size = min(limit, max_page_size)
         filters = CaseFilter(customer_id=customer_id, status=status.value if status else None, owner=owner, overdue=overdue)
         try:
-            found = await deps.cases.list(filters, deps.clock.now(), size + 1, cursor)
+            found = await deps.cases.query(filters, deps.clock.now(), size + 1, cursor)
         except CursorError as exc:
             raise Problem(400, "Bad cursor", str(exc)) from exc
         page = found[:size]

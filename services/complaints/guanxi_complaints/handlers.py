@@ -22,6 +22,9 @@ from .store import CaseStore, CrisisStore, Episode
 log = logging.getLogger(__name__)
 
 SOURCE = "guanxi.complaints"
+# Writes wake the relay's single poll loop rather than flushing themselves: one publisher per
+# process means an outbox entry is not sent twice by a flush racing the loop (ids stay the same
+# either way; consumers deduplicate).
 # Payload contracts of what this service publishes: every outgoing event is validated first.
 CONTRACTS: dict[str, type[Contract]] = {
     "complaint.resolved": ComplaintResolved,
@@ -82,11 +85,11 @@ async def open_case(deps: Deps, intake: Intake, causation_id: str | None = None)
     now = deps.clock.now()
     outcome = domain.open_case(intake, deps.policy, now)
     created = await deps.cases.insert_new(outcome.case, to_cloud_events(outcome.case, outcome.events, causation_id))
-    # Flushed either way: a redelivery after a crash before publishing completes the job.
-    await deps.relay.flush(deps.cases.cases, [outcome.case.id])
     if not created:
+        # Events a crash left unpublished are the relay's poll loop's job (same ids, deduplicated downstream).
         log.info("complaint %s already registered; duplicate intake ignored", outcome.case.id)
         return None
+    deps.relay.kick()
     await count_arrival(deps, outcome.case, now)
     return outcome.case
 
@@ -106,7 +109,7 @@ async def run_command(deps: Deps, case_id: str, actor: str, privileged: bool, co
         domain.ensure_may_act(case, actor, privileged=privileged)
         outcome = command(case, deps.clock.now())
         if await deps.cases.save(outcome.case, case.version, to_cloud_events(outcome.case, outcome.events)):
-            await deps.relay.flush(deps.cases.cases, [case_id])
+            deps.relay.kick()
             return outcome.case
     raise Conflict(f"complaint {case_id} is being changed concurrently; try again")
 
@@ -123,7 +126,7 @@ async def watch_once(deps: Deps, limit: int = 200) -> int:
         # The version guard makes each flag (approaching, breached, escalated) flip once across instances.
         if await deps.cases.save(outcome.case, case.version, to_cloud_events(outcome.case, outcome.events)):
             changed += 1
-            await deps.relay.flush(deps.cases.cases, [case.id])
+            deps.relay.kick()
     for episode in await deps.crisis_store.active_episodes():
         await _maybe_end_episode(deps, episode, now)
     return changed
@@ -182,7 +185,7 @@ async def _maybe_alert(deps: Deps, dimension: str, value: str, reading: crisis.R
     if await deps.crisis_store.start_episode(episode, now, [event]):
         log.warning("crisis alert %s: %s=%s count %d over baseline %.2f", alert.alert_id, dimension, value,
                     reading.count, reading.baseline)
-        await deps.relay.flush(deps.crisis_store.episodes, [f"{dimension}|{value}"])
+        deps.relay.kick()
 
 
 async def _maybe_end_episode(deps: Deps, episode: Episode, now: datetime) -> None:

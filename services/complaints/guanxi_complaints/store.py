@@ -89,7 +89,7 @@ class CaseStore:
             return True
         return False
 
-    async def list(self, filters: CaseFilter, now: datetime, limit: int, cursor: str | None) -> list[Case]:
+    async def query(self, filters: CaseFilter, now: datetime, limit: int, cursor: str | None) -> list[Case]:
         query: dict[str, Any] = {}
         if filters.customer_id is not None:
             query["customer_id"] = filters.customer_id
