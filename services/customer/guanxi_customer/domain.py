@@ -120,6 +120,8 @@ def mask_phone(e164: str) -> str:
         cc, national = "", e164.lstrip("+")
     if len(national) >= 9:
         shown = national[:3] + "*" * (len(national) - 7) + national[-4:]
+    elif len(national) >= 7:
+        shown = "*" * (len(national) - 4) + national[-4:]
     else:
         shown = "*" * max(len(national) - 2, 1) + national[-2:]
     return f"+{cc} {shown}" if cc else shown

@@ -1,0 +1,326 @@
+"""The customer service on real Kafka + FerretDB, driven in-process through HTTP and events."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from customer_testkit import (
+    ALICE,
+    ALICE_PLAINTEXTS,
+    ctx_of,
+    dump,
+    fast_settings,
+    purchase,
+    running,
+    send,
+    uniq,
+    unique_events,
+    who,
+)
+from guanxi_shared.auth import Role
+from guanxi_shared.clock import ManualClock
+from guanxi_shared.testing import eventually
+
+pytestmark = pytest.mark.integration
+
+CUSTOMER_TOPICS = ("customer.registered", "customer.updated", "customer.tier_changed", "customer.consent_changed",
+                   "customer.pii_accessed", "customer.erased", "customer.care_due", "customer.response_overdue",
+                   "customer.commitment_overdue", "customer.churn_risk_flagged")
+
+
+def assert_no_plaintext(text: str, where: str) -> None:
+    for value in ALICE_PLAINTEXTS:
+        assert value not in text, f"{value!r} found in clear in {where}"
+
+
+async def test_registration_masked_and_clear_reads_audit_and_raw_dump(make_settings, topics, tap) -> None:
+    settings = fast_settings(make_settings)
+    agent = who(settings)
+    events = await tap(*CUSTOMER_TOPICS)
+    async with running(settings, ManualClock()) as (app, client):
+        bad = await client.post("/api/v1/customers", json={**ALICE, "phone": "13800000000"}, headers=agent)
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+        assert "E.164" in bad.json()["detail"]
+
+        r = await client.post("/api/v1/customers", json={**ALICE, "consents": ["marketing", "care"], "industry": "services",
+                                                          "tags": ["vip"]}, headers=agent)
+        assert r.status_code == 201, r.text
+        created = r.json()
+        cid = created["id"]
+        assert created["phone"] == "+86 138****5678" and created["email"] == "l***@example.com"
+        assert created["birthday"] == "****-**-**" and created["masked"] is True
+        await events.wait_for(lambda t: uniq(t, "customer.registered", subject=cid) == 1, what="customer.registered")
+        registered = unique_events(events, "customer.registered")[0]["data"]
+        assert registered["consents"] == {"service": True, "survey": False, "care": True, "marketing": True}
+
+        # An agent sees masked values; asking to reveal without a purpose is refused.
+        masked = (await client.get(f"/api/v1/customers/{cid}", headers=agent)).json()
+        assert masked["phone"] == "+86 138****5678" and masked["id_number"].endswith("1234")
+        refused = await client.get(f"/api/v1/customers/{cid}?reveal=true", headers=agent)
+        assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json")
+        assert uniq(events, "customer.pii_accessed") == 0
+
+        # A supervisor asking to reveal gets clear values, and the read is audited.
+        clear = (await client.get(f"/api/v1/customers/{cid}?reveal=true&purpose=verify+identity",
+                                  headers=who(settings, Role.supervisor, "sam"))).json()
+        assert clear["phone"] == ALICE["phone"] and clear["email"] == "li.wang@example.com" and clear["masked"] is False
+        await events.wait_for(lambda t: uniq(t, "customer.pii_accessed", subject=cid) == 1, what="audit of the clear read")
+        audit = unique_events(events, "customer.pii_accessed")[0]["data"]
+        assert audit["actor"] == "sam" and audit["actor_role"] == "supervisor" and audit["purpose"] == "verify identity"
+        assert set(audit["fields"]) == {"phone", "email", "birthday", "address", "id_number"}
+        # An agent with a stated purpose may reveal too (audited with that purpose).
+        agent_clear = await client.get(f"/api/v1/customers/{cid}?reveal=true&purpose=callback+request", headers=agent)
+        assert agent_clear.json()["phone"] == ALICE["phone"]
+        await events.wait_for(lambda t: uniq(t, "customer.pii_accessed", subject=cid) == 2, what="second audit")
+
+        # Exact lookup through the blind index, however the value is typed.
+        found = (await client.post("/api/v1/customers/lookup", json={"email": "LI.WANG@example.COM"}, headers=agent)).json()
+        assert [c["id"] for c in found["items"]] == [cid]
+        found = (await client.post("/api/v1/customers/lookup", json={"phone": "+86 138 1234 5678"}, headers=agent)).json()
+        assert [c["id"] for c in found["items"]] == [cid]
+
+        # A change keeps history (names only) and publishes customer.updated with field names.
+        r = await client.patch(f"/api/v1/customers/{cid}", json={"email": "wang.li@example.org", "company": "Acme"},
+                               headers=who(settings, subject="bob"))
+        assert r.status_code == 200 and r.json()["email"] == "w***@example.org"
+        await events.wait_for(lambda t: uniq(t, "customer.updated", subject=cid) == 1, what="customer.updated")
+        assert unique_events(events, "customer.updated")[0]["data"]["fields"] == ["company", "email"]
+        hist = (await client.get(f"/api/v1/customers/{cid}/history", headers=agent)).json()["items"]
+        assert hist[0]["actor"] == "bob" and hist[0]["fields"] == ["company", "email"]
+        listed = (await client.get("/api/v1/customers?q=王&limit=1", headers=agent)).json()
+        assert listed["items"][0]["id"] == cid and listed["items"][0]["phone"] == "+86 138****5678"
+
+        # The raw dump of the whole database holds no clear personal value; nor does any event.
+        await events.settle(0.5)
+        assert_no_plaintext(await dump(app), "the database")
+        assert "wang.li@example.org" not in await dump(app)
+        assert_no_plaintext("\n".join(r.value.decode() for r in events.records), "published events")
+
+
+async def test_purchases_counters_tier_change_duplicates_and_unknown_customers(make_settings, topics, tap, producer) -> None:
+    settings = fast_settings(make_settings)
+    agent = who(settings)
+    events = await tap("customer.tier_changed", "customer.registered", "purchase.completed.dlq")
+    async with running(settings, ManualClock()) as (app, client):
+        cid = (await client.post("/api/v1/customers", json=ALICE, headers=agent)).json()["id"]
+        await send(producer, topics, "purchase.completed", cid, purchase("o-1", cid, "600.00"))
+        await send(producer, topics, "purchase.completed", cid, purchase("o-1", cid, "600.00"))  # same order again
+        await send(producer, topics, "purchase.completed", cid, purchase("o-2", cid, "450.50"))
+        await send(producer, topics, "purchase.completed", cid, {**purchase("o-3", cid, "1"), "amount": "lots"})
+
+        await eventually(lambda: client.get(f"/api/v1/customers/{cid}", headers=agent),
+                         lambda r: r.json()["purchase_count"] >= 2, what="two purchases counted")
+        await events.wait_for(lambda t: uniq(t, "customer.tier_changed", subject=cid) >= 1, what="tier change")
+        await events.wait_for(lambda t: len(t.events("purchase.completed.dlq")) == 1, what="bad purchase dead-lettered")
+        await events.settle(1.0)
+        body = (await client.get(f"/api/v1/customers/{cid}", headers=agent)).json()
+        assert body["purchase_count"] == 2 and body["total_amount"] == "1050.50"
+        assert body["member_level"] == "silver" and body["tenure"] == "returning"
+        changes = [e["data"] for e in unique_events(events, "customer.tier_changed")]
+        assert len(changes) == 1
+        assert changes[0]["previous_level"] == "standard" and changes[0]["member_level"] == "silver"
+        assert changes[0]["purchase_count"] == 2 and changes[0]["total_amount"] == "1050.50"
+        assert await ctx_of(app).store.purchases.count_documents({"customer_id": cid}) == 2
+
+        # A purchase for an id nobody registered yet is kept on a stub, and merged on registration.
+        await send(producer, topics, "purchase.completed", "pos-777", purchase("o-9", "pos-777", "2000"))
+        stub = await eventually(lambda: ctx_of(app).store.customer("pos-777"),
+                                lambda d: d is not None and d["purchase_count"] == 1, what="stub for the unknown customer")
+        assert stub["status"] == "unregistered" and stub["member_level"] == "silver" and "pii" not in stub
+        assert (await client.get("/api/v1/customers?status=unregistered", headers=agent)).json()["items"][0]["id"] == "pos-777"
+        r = await client.post("/api/v1/customers", json={**ALICE, "id": "pos-777", "email": "pos@example.com"},
+                              headers=who(settings, Role.integration, "pos"))
+        assert r.status_code == 201 and r.json()["purchase_count"] == 1 and r.json()["member_level"] == "silver"
+        assert (await client.post("/api/v1/customers", json={**ALICE, "id": "pos-777"}, headers=agent)).status_code == 409
+
+
+async def test_consent_withdrawal_and_internal_contact_details(make_settings, topics, tap) -> None:
+    settings = fast_settings(make_settings)
+    agent = who(settings)
+    events = await tap("customer.consent_changed", "customer.pii_accessed")
+    async with running(settings, ManualClock()) as (_, client):
+        cid = (await client.post("/api/v1/customers", json={**ALICE, "consents": ["marketing", "survey"]},
+                                 headers=agent)).json()["id"]
+        notifier = who(settings, Role.service, "notifications")
+        url = f"/internal/customers/{cid}/contact-details"
+        ok = await client.post(url, json={"purpose": "marketing", "channels": ["email"]}, headers=notifier)
+        assert ok.status_code == 200 and ok.json()["email"] == "li.wang@example.com" and ok.json()["phone"] is None
+
+        r = await client.put(f"/api/v1/customers/{cid}/consents/marketing", json={"granted": False, "source": "sms-reply"},
+                             headers=agent)
+        assert r.status_code == 200 and r.json()["consents"]["marketing"]["granted"] is False
+        await events.wait_for(lambda t: uniq(t, "customer.consent_changed", subject=cid) == 1, what="consent_changed")
+        change = unique_events(events, "customer.consent_changed")[0]["data"]
+        assert change["purpose"] == "marketing" and change["granted"] is False and change["consents"]["marketing"] is False
+
+        # Withdrawal takes effect at once for the internal endpoint; service contact stays allowed.
+        refused = await client.post(url, json={"purpose": "marketing", "channels": ["email"]}, headers=notifier)
+        assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json")
+        service = await client.post(url, json={"purpose": "service", "channels": ["sms", "email"]}, headers=notifier)
+        assert service.status_code == 200
+        details = service.json()
+        assert details["phone"] == ALICE["phone"] and details["consents"]["marketing"] is False
+        assert set(details) >= {"customer_id", "name", "email", "phone", "language", "timezone", "consents",
+                                "channels_opted_out", "member_level"}
+        await events.wait_for(lambda t: uniq(t, "customer.pii_accessed", subject=cid) == 2, what="internal reads audited")
+        assert {e["data"]["via"] for e in unique_events(events, "customer.pii_accessed")} == {"internal"}
+        assert unique_events(events, "customer.pii_accessed")[1]["data"]["actor"] == "notifications"
+        # Staff cannot use the internal endpoint; unknown customers are 404.
+        assert (await client.post(url, json={"purpose": "service"}, headers=agent)).status_code == 403
+        assert (await client.post("/internal/customers/nobody/contact-details", json={"purpose": "service"},
+                                  headers=notifier)).status_code == 404
+        assert (await client.put(f"/api/v1/customers/{cid}/consents/service", json={"granted": False},
+                                 headers=agent)).status_code == 422
+
+
+async def test_erasure_leaves_no_personal_value_anywhere(make_settings, topics, tap) -> None:
+    settings = fast_settings(make_settings)
+    agent = who(settings)
+    events = await tap("customer.erased", "customer.pii_accessed")
+    clock = ManualClock()
+    async with running(settings, clock) as (app, client):
+        cid = (await client.post("/api/v1/customers", json={**ALICE, "consents": ["care"]}, headers=agent)).json()["id"]
+        # Staff typed personal values into free text: erasure must remove those too.
+        r = await client.post("/api/v1/interactions", json={
+            "customer_id": cid, "channel": "phone", "direction": "inbound", "kind": "consultation",
+            "summary": f"asked to be called back on {ALICE['phone']} or at {ALICE['address']}"}, headers=agent)
+        assert r.status_code == 201, r.text
+        visit = (await client.post("/api/v1/visits", json={
+            "customer_id": cid, "purpose": f"deliver to {ALICE['address']}",
+            "planned_for": (clock.now() + timedelta(days=1)).isoformat()}, headers=agent)).json()
+        r = await client.post(f"/api/v1/visits/{visit['id']}/report", json={
+            "needs": [f"invoice to {ALICE['email']}"], "commitments": [
+                {"description": "send samples", "due_at": (clock.now() + timedelta(days=7)).isoformat()}]},
+            headers=agent)
+        assert r.status_code == 200, r.text
+
+        exported = await client.get(f"/api/v1/customers/{cid}/export", headers=who(settings, Role.supervisor, "sam"))
+        assert exported.status_code == 200
+        body = exported.json()
+        assert body["profile"]["phone"] == ALICE["phone"] and len(body["interactions"]) == 1 and len(body["visits"]) == 1
+        assert (await client.get(f"/api/v1/customers/{cid}/export", headers=agent)).status_code == 403
+        await events.wait_for(lambda t: uniq(t, "customer.pii_accessed", data__via="export") == 1, what="export audited")
+
+        assert (await client.delete(f"/api/v1/customers/{cid}", headers=agent)).status_code == 403
+        r = await client.delete(f"/api/v1/customers/{cid}?reason=customer+request", headers=who(settings, Role.supervisor, "sam"))
+        assert r.status_code == 204
+        await events.wait_for(lambda t: uniq(t, "customer.erased", subject=cid) == 1, what="customer.erased")
+        erased = unique_events(events, "customer.erased")[0]["data"]
+        assert erased["actor"] == "sam" and erased["reason"] == "customer request"
+
+        gone = await client.get(f"/api/v1/customers/{cid}", headers=agent)
+        assert gone.status_code == 410 and gone.headers["content-type"].startswith("application/problem+json")
+        looked_up = await client.post("/api/v1/customers/lookup", json={"phone": ALICE["phone"]}, headers=agent)
+        assert looked_up.json()["items"] == []
+        again = await client.delete(f"/api/v1/customers/{cid}", headers=who(settings, Role.admin))
+        assert again.status_code == 204  # idempotent
+        tombstone = await ctx_of(app).store.customer(cid)
+        assert tombstone is not None and tombstone["status"] == "erased" and "vault" not in tombstone and "pii" not in tombstone
+        text = await dump(app)
+        assert_no_plaintext(text, "the database after erasure")
+        assert ALICE["name"] not in text
+        pending = await ctx_of(app).store.jobs.count_documents({"data.customer_id": cid, "state": "pending"})
+        assert pending == 0
+
+
+async def test_care_occasion_fires_once_across_a_restart(make_settings, topics, tap) -> None:
+    settings = fast_settings(make_settings)
+    agent = who(settings)
+    events = await tap("customer.care_due")
+    shanghai = ZoneInfo("Asia/Shanghai")
+    start = datetime.now(UTC).replace(microsecond=0)
+    birthday_day = (start.astimezone(shanghai) + timedelta(days=2)).date()
+    clock = ManualClock(start)
+    async with running(settings, clock) as (app, client):
+        r = await client.post("/api/v1/customers", json={**ALICE, "birthday": birthday_day.replace(year=1990).isoformat(),
+                                                          "consents": ["care"]}, headers=agent)
+        cid = r.json()["id"]
+        key = f"birthday:{cid}:{birthday_day.year}"
+        job = await eventually(lambda: ctx_of(app).store.jobs.find_one({"_id": key}), what="birthday greeting planned")
+        assert job["state"] == "pending"
+        clock.advance(timedelta(days=3))
+        await events.wait_for(lambda t: uniq(t, "customer.care_due", subject=cid, data__occasion="birthday") == 1,
+                              what="birthday care_due")
+    # Restart on the same database: the occasion is remembered and never fires again.
+    clock.advance(timedelta(hours=1))
+    async with running(settings, clock) as (app, _):
+        await eventually(lambda: ctx_of(app).store.jobs.count_documents({"_id": {"$regex": f"^birthday:{cid}:"}}),
+                         lambda n: n == 2, what="next year's greeting planned after the restart")
+        clock.advance(timedelta(hours=1))
+        await events.settle(1.5)
+    due = [e["data"] for e in unique_events(events, "customer.care_due") if e["data"]["occasion"] == "birthday"]
+    assert len(due) == 1 and due[0]["occasion_id"] == key and due[0]["customer_id"] == cid
+    assert_no_plaintext(json.dumps(due), "care_due events")
+
+
+async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, topics, tap, producer) -> None:
+    settings = fast_settings(make_settings)
+    agent = who(settings)
+    events = await tap("customer.response_overdue", "customer.commitment_overdue", "customer.care_due")
+    start = datetime.now(UTC).replace(microsecond=0)
+    clock = ManualClock(start)
+    async with running(settings, clock) as (app, client):
+        cid = (await client.post("/api/v1/customers", json=ALICE, headers=agent)).json()["id"]
+        t0 = start - timedelta(minutes=5)
+        # A consultation answered in 10 minutes (on time), and an urgent call nobody answers.
+        await send(producer, topics, "interaction.logged", cid, {
+            "interaction_id": "i-1", "customer_id": cid, "channel": "chat", "direction": "inbound", "kind": "consultation",
+            "occurred_at": t0.isoformat(), "summary": "asks about delivery", "agent_id": "bot"})
+        await send(producer, topics, "interaction.logged", cid, {
+            "interaction_id": "i-2", "customer_id": cid, "channel": "chat", "direction": "outbound",
+            "occurred_at": (t0 + timedelta(minutes=10)).isoformat(), "summary": "answered", "agent_id": "amy",
+            "outcome": "resolved"})
+        await send(producer, topics, "interaction.logged", cid, {
+            "interaction_id": "i-3", "customer_id": cid, "channel": "phone", "direction": "inbound", "urgent": True,
+            "occurred_at": start.isoformat(), "summary": "urgent: broken device", "agent_id": "ben"})
+        await send(producer, topics, "purchase.completed", cid, purchase("o-1", cid, "99.00", at=t0 - timedelta(days=1)))
+        await send(producer, topics, "complaint.registered", cid, {
+            "complaint_id": "c-1", "customer_id": cid, "status": "received", "actor": "gateway", "at": start.isoformat(),
+            "channel": "phone", "category": "delivery", "severity": "high"}, source="guanxi.complaints")
+        await send(producer, topics, "complaint.resolved", cid, {
+            "complaint_id": "c-1", "customer_id": cid, "status": "resolved", "actor": "amy",
+            "at": (start + timedelta(minutes=1)).isoformat(), "resolution": "refund"}, source="guanxi.complaints")
+        await send(producer, topics, "survey.completed", cid, {
+            "survey_id": "s-1", "customer_id": cid, "kind": "post_purchase", "csat": 90, "nps": 9,
+            "completed_at": start.isoformat()}, source="guanxi.surveys")
+        answered = await eventually(lambda: ctx_of(app).store.interactions.find_one({"_id": "i-1"}),
+                                    lambda d: d is not None and d.get("state") == "answered", what="consultation answered")
+        assert answered["on_time"] is True and answered["answered_by"] == "amy"
+
+        visit = (await client.post("/api/v1/visits", json={"customer_id": cid, "purpose": "quarterly review",
+                                                            "planned_for": start.isoformat()}, headers=agent)).json()
+        await client.post(f"/api/v1/visits/{visit['id']}/report", json={
+            "needs": ["bulk pricing"], "issues": ["late delivery"],
+            "commitments": [{"description": "send quote", "due_at": (start + timedelta(minutes=30)).isoformat()},
+                            {"description": "call back", "due_at": (start + timedelta(minutes=30)).isoformat()}]},
+            headers=agent)
+        r = await client.post(f"/api/v1/visits/{visit['id']}/commitments/2/fulfil", headers=agent)
+        assert r.json()["report"]["commitments"]["2"]["status"] == "fulfilled"
+
+        await eventually(lambda: ctx_of(app).store.jobs.find_one({"_id": "response:i-3"}), what="response clock for i-3")
+        clock.advance(timedelta(hours=2))
+        await events.wait_for(lambda t: uniq(t, "customer.response_overdue", data__interaction_id="i-3") == 1, what="overdue")
+        await events.wait_for(lambda t: uniq(t, "customer.commitment_overdue", data__commitment_id="1") == 1, what="commitment")
+        await events.wait_for(lambda t: uniq(t, "customer.care_due", data__occasion="commitment") == 1, what="commitment care")
+        await events.settle(0.5)
+        assert uniq(events, "customer.response_overdue") == 1 and uniq(events, "customer.commitment_overdue") == 1
+
+        timeline = await eventually(lambda: client.get(f"/api/v1/customers/{cid}/timeline", headers=agent),
+                                    lambda r: {"contact", "purchase", "complaint", "survey", "visit"}
+                                    <= {i["type"] for i in r.json()["items"]}, what="360° timeline")
+        items = timeline.json()["items"]
+        complaint = next(i for i in items if i["type"] == "complaint")
+        assert complaint["status"] == "resolved" and complaint["category"] == "delivery"
+        assert next(i for i in items if i["type"] == "survey")["csat"] == 90
+        assert timeline.json()["customer"]["phone"] == "+86 138****5678"
+
+        window = {"from": (start - timedelta(days=1)).isoformat(), "to": (start + timedelta(days=1)).isoformat()}
+        assert (await client.get("/api/v1/kpis/customer", params=window, headers=agent)).status_code == 403
+        kpis = (await client.get("/api/v1/kpis/customer", params=window, headers=who(settings, Role.supervisor))).json()
+        rt = kpis["response_timeliness"]
+        assert rt["on_time"] == 1 and rt["overdue_unanswered"] == 1 and rt["timeliness_rate"] == 0.5
+        assert rt["per_handler"]["amy"]["on_time"] == 1 and rt["per_handler"]["ben"]["overdue_unanswered"] == 1
+        assert kpis["counts"]["contacts"] == 3 and kpis["counts"]["registered"] == 1 and kpis["churn"]["customers"] == 1
