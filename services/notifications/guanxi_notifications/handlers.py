@@ -144,6 +144,9 @@ async def decide_and_send(deps: Deps, doc: dict[str, Any]) -> Decision:
     except DirectoryUnavailable as exc:
         return _retry_or_fail(deps, doc, f"contact_details_unavailable: {exc}")
 
+    if not recipient.get("timezone") and (contact.timezone or contact.language):
+        # Remember where the customer lives for the next quiet-hours check (not personal data).
+        await deps.store.learn_profile(customer_id, contact.language, contact.timezone, None)
     return await _deliver(deps, doc, category, candidates, contact, recipient)
 
 
