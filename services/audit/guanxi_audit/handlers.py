@@ -16,12 +16,15 @@ from guanxi_shared.events import CloudEvent, InvalidEvent, new_event, parse_data
 from guanxi_shared.messaging import Delivery, PermanentError, is_transient
 from guanxi_shared.outbox import OutboxRelay
 from guanxi_shared.topics import ACCESS_RECORDED, AUDIT_VIOLATION, CUSTOMER_ERASED, CUSTOMER_PII_ACCESSED
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
 
 from . import domain
 from .settings import AuditSettings
 from .store import AuditStore
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("guanxi.audit")
 
 SOURCE = "guanxi/audit"
 VIOLATION_NS = uuid.UUID("6f1c2a5e-6a57-4c55-9d1e-7d8f0c3b2a11")
@@ -46,6 +49,14 @@ class Audit:
 
 async def capture(audit: Audit, deliveries: list[Delivery]) -> list[tuple[Delivery, BaseException]]:
     """Append a batch to the chain (once per event id), then apply the rules to each event."""
+    # One span per batch, linked to every producer's span, so each interaction's trace shows its audit.
+    links = [Link(trace.get_current_span(d.trace_context).get_span_context()) for d in deliveries]
+    with tracer.start_as_current_span("audit capture", kind=SpanKind.CONSUMER, links=[lk for lk in links if lk.context.is_valid],
+                                      attributes={"messaging.batch.message_count": len(deliveries)}):
+        return await _capture(audit, deliveries)
+
+
+async def _capture(audit: Audit, deliveries: list[Delivery]) -> list[tuple[Delivery, BaseException]]:
     now = audit.clock.now()
     captures = [domain.Capture.of(d.event, domain.trace_id_of(d.headers), now) for d in deliveries]
     failures: list[tuple[Delivery, BaseException]] = []
@@ -128,7 +139,11 @@ async def _raise(audit: Audit, episode: str, rule: str, actor: str | None, detai
     opened = await audit.store.open_episode(episode, at, until, event)
     if opened:
         log.warning("violation %s: %s", rule, detail)
-        await audit.relay.flush(audit.store.episodes, [episode])
+        try:
+            await audit.relay.flush(audit.store.episodes, [episode])
+        except Exception:
+            # Stored in the episode's outbox already: the relay loop publishes it when Kafka is back.
+            log.exception("violation %s not published yet; the outbox relay will retry", violation_id)
     return opened
 
 

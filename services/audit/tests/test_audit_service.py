@@ -20,7 +20,7 @@ TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
 
 
 async def test_events_of_several_topics_are_captured_once_and_readable_by_auditors_only(
-    make_settings, topics, producer
+    make_settings, topics, producer, span_exporter
 ) -> None:
     settings = make_settings(AuditSettings)
     async with running(settings) as svc:
@@ -58,6 +58,8 @@ async def test_events_of_several_topics_are_captured_once_and_readable_by_audito
 
         by_trace = (await svc.get("/api/v1/audit/records", trace_id=TRACE)).json()["items"]
         assert [i["event_id"] for i in by_trace] == [buy.id]
+        captures = [sp for sp in span_exporter.get_finished_spans() if sp.name == "audit capture"]
+        assert any(format(link.context.trace_id, "032x") == TRACE for sp in captures for link in sp.links)
         by_actor = (await svc.get("/api/v1/audit/records", actor="alice")).json()["items"]
         assert [i["type"] for i in by_actor] == ["customer.pii_accessed"]
         by_type = (await svc.get("/api/v1/audit/records", type="access.recorded")).json()["items"]
