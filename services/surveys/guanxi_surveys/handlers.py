@@ -100,7 +100,7 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
     skips: list[dict[str, Any]] = []
     latest: dict[str, datetime] = {}
     # A survey inserted before a crash still counts for the cooldown when the trigger comes again.
-    for sid, doc in known_surveys.items():
+    for doc in known_surveys.values():
         if doc.get("customer_id") and doc.get("scheduled_for"):
             latest[doc["customer_id"]] = max(doc["scheduled_for"], latest.get(doc["customer_id"], doc["scheduled_for"]))
 
@@ -121,7 +121,8 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
         if reason is not None or scheduled_for is None or window is None:
             reason = reason or "window_passed"
             # An erased customer's id is not kept with the record (the event still names it, as all events do).
-            skips.append({"_id": sid, "customer_id": None if reason == "customer_erased" else t.customer_id, "kind": t.kind, "trigger_id": t.trigger_id,
+            kept_id = None if reason == "customer_erased" else t.customer_id
+            skips.append({"_id": sid, "customer_id": kept_id, "kind": t.kind, "trigger_id": t.trigger_id,
                           "reason": reason, "at": now, "trigger_event_id": t.cause.id,
                           **outbox_field([_skip_event(t.cause, t.customer_id, t.kind, t.trigger_id, reason, now)])})
             continue
@@ -242,12 +243,14 @@ async def remind_due(deps: Deps) -> int:
         if doc["expires_at"] <= now:
             continue
         template = domain.template_of(doc["kind"], doc["template_version"])
+        same_link = _link(deps, doc["_id"], doc["link_nonce"], doc["expires_at"])  # same claims: the same token
         requested = SurveyRequested(survey_id=doc["_id"], customer_id=doc["customer_id"], kind=doc["kind"],
-                                    language=doc.get("language", "zh"), link=_link(deps, doc["_id"], doc["link_nonce"], doc["expires_at"]),
-                                    expires_at=doc["expires_at"], reminder=True, trigger_id=doc["trigger_id"], template=template.key)
+                                    language=doc.get("language", "zh"), link=same_link, expires_at=doc["expires_at"],
+                                    reminder=True, trigger_id=doc["trigger_id"], template=template.key)
         event = new_event(SURVEY_REQUESTED, doc["customer_id"], requested.model_dump(mode="json"), source=SOURCE,
                           id=domain.derived_event_id(doc["_id"], "reminder"), causationid=doc.get("trigger_event_id"))
-        if await store.transition(doc["_id"], {"status": "sent", "reminded": False}, {"reminded": True, "reminded_at": now}, [event]):
+        expect = {"status": "sent", "reminded": False}
+        if await store.transition(doc["_id"], expect, {"reminded": True, "reminded_at": now}, [event]):
             touched.append(doc["_id"])
     await deps.relay.flush(store.surveys, touched)
     return len(touched)

@@ -130,7 +130,8 @@ class SurveyStore:
         unset["customer_id"] = ""
         r = await self.surveys.update_many({"customer_id": customer_id},
                                            {"$set": {"anonymised_at": now}, "$unset": unset})
-        await self.skips.update_many({"customer_id": customer_id}, {"$set": {"anonymised_at": now}, "$unset": {"customer_id": ""}})
+        await self.skips.update_many({"customer_id": customer_id},
+                                     {"$set": {"anonymised_at": now}, "$unset": {"customer_id": ""}})
         return r.modified_count
 
     # ------------------------------------------------------------ reads
@@ -150,7 +151,7 @@ class SurveyStore:
 
         One accumulator only (``$sum: 1``): see ``domain.Tally`` for why the arithmetic is not done here.
         """
-        pipeline = [
+        pipeline: list[dict[str, Any]] = [
             {"$match": {"sent_at": {"$gte": since, "$lt": until}}},
             {"$group": {"_id": {"k": f"${key}" if key else "all", "status": "$status", "csat": "$csat", "nps": "$nps"},
                         "n": {"$sum": 1}}},

@@ -16,6 +16,7 @@ from guanxi_shared.clock import ManualClock
 from guanxi_shared.events import new_event
 from guanxi_shared.testing import EventTap, eventually
 from guanxi_shared.topics import (
+    COMPLAINT_RESOLVED,
     CUSTOMER_CONSENT_CHANGED,
     CUSTOMER_ERASED,
     CUSTOMER_REGISTERED,
@@ -141,8 +142,16 @@ async def test_consent_withdrawn_or_erased_means_no_survey(kit: Kit, tap) -> Non
         await kit.purchase("o-20", "c-2")
         await kit.purchase("o-30", "c-3")
         await kit.purchase("o-40", "c-4")
-        await seen.wait_for(lambda t: len(t.events(SURVEY_SCHEDULED)) >= 2 and len(t.events(SURVEY_SKIPPED)) >= 1,
-                            what="two surveys scheduled, one skipped")
+        await kit.register("c-11")
+        await kit.send(COMPLAINT_RESOLVED, "c-11", {
+            "complaint_id": "k-1", "customer_id": "c-11", "status": "resolved", "actor": "bob", "at": T0.isoformat(),
+            "channel": "phone", "resolution": "refunded"})
+        await seen.wait_for(lambda t: len(t.events(SURVEY_SCHEDULED)) >= 3 and len(t.events(SURVEY_SKIPPED)) >= 1,
+                            what="three surveys scheduled, one skipped")
+        resolution = [d for d in datas(seen, SURVEY_SCHEDULED) if d["kind"] == "post_resolution"]
+        assert [(d["customer_id"], d["trigger_id"]) for d in resolution] == [("c-11", "k-1")]
+        # One day after the resolution (Tuesday 10:00 in Shanghai), inside the 1–3 day window.
+        assert datetime.fromisoformat(resolution[0]["scheduled_for"]) == T0 + timedelta(days=1)
         assert [(s["trigger_id"], s["reason"]) for s in datas(seen, SURVEY_SKIPPED)] == [("o-40", "no_survey_consent")]
 
         # Withdrawing survey consent cancels the pending survey and blocks new ones.
@@ -160,10 +169,11 @@ async def test_consent_withdrawn_or_erased_means_no_survey(kit: Kit, tap) -> Non
         assert [s["status"] for s in await kit.surveys_of(client, "c-2")] == ["cancelled"]
         assert await kit.surveys_of(client, "c-3") == []  # detached from the erased customer
 
-        # Nothing goes out when the time comes.
+        # Nothing goes out to them when the time comes; the complaint survey does.
         clock.advance(timedelta(days=8))
-        await seen.settle(1.0)
-        assert seen.events(SURVEY_REQUESTED) == []
+        await seen.wait_for(lambda t: len(t.events(SURVEY_REQUESTED)) >= 1, what="the post-resolution survey")
+        await seen.settle(0.5)
+        assert [d["customer_id"] for d in datas(seen, SURVEY_REQUESTED)] == ["c-11"]
 
 
 async def test_due_survey_is_requested_once_across_a_restart_and_answered_once(kit: Kit, tap) -> None:  # type: ignore[no-untyped-def]
@@ -268,7 +278,8 @@ async def test_reports_reminder_expiry_and_erasure(kit: Kit, tap) -> None:  # ty
         levels = {g["group"]: g for g in r.json()["groups"]}
         # gold: 90 and 80 → 85.0 (meets the target); one promoter, one passive → NPS 50.
         assert (levels["gold"]["avg_csat"], levels["gold"]["meets_target"], levels["gold"]["nps"]) == (85.0, True, 50.0)
-        assert (levels["standard"]["avg_csat"], levels["standard"]["nps"], levels["standard"]["response_rate"]) == (50.0, -100.0, 0.5)
+        standard = levels["standard"]
+        assert (standard["avg_csat"], standard["nps"], standard["response_rate"]) == (50.0, -100.0, 0.5)
 
         r = await client.get("/api/v1/surveys/reports", params={**window, "group_by": "period", "period": "month"}, headers=boss)
         assert [(g["group"], g["sent"]) for g in r.json()["groups"]] == [("2026-11", 4)]
