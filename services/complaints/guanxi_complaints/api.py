@@ -49,6 +49,10 @@ class ResolveBody(_Body):
     root_cause: str | None = Field(default=None, max_length=100)
 
 
+class AwaitCustomerBody(_Body):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
 class CloseBody(_Body):
     confirmed_by_customer: bool = False
 
@@ -100,6 +104,7 @@ def make_router(deps: handlers.Deps, max_page_size: int) -> APIRouter:
             "closed_at": rfc3339(case.closed_at),
             "confirmed_by_customer": case.confirmed_by_customer,
             "reopen_count": case.reopen_count,
+            "waiting_on_customer_since": rfc3339(case.waiting_since),
             "escalations": [{"reason": e.reason, "at": rfc3339(e.at), "owner": e.owner} for e in case.escalations],
             "history": [{"step": s.step, "actor": s.actor, "at": rfc3339(s.at), "note": s.note} for s in case.history],
             "version": case.version,
@@ -178,6 +183,14 @@ def make_router(deps: handlers.Deps, max_page_size: int) -> APIRouter:
     @router.post("/complaints/{case_id}/reopen", summary="Reopen on the customer's request")
     async def reopen(case_id: str, body: ReopenBody, who: Actor) -> dict[str, Any]:
         return await act(case_id, who, lambda c, now: domain.reopen(c, body.reason, who.subject, now, policy))
+
+    @router.post("/complaints/{case_id}/await-customer", summary="Wait for information from the customer")
+    async def await_customer(case_id: str, body: AwaitCustomerBody, who: Actor) -> dict[str, Any]:
+        return await act(case_id, who, lambda c, now: domain.await_customer(c, body.reason, who.subject, now, policy))
+
+    @router.post("/complaints/{case_id}/customer-responded", summary="The customer answered; deadlines resume")
+    async def customer_responded(case_id: str, who: Actor) -> dict[str, Any]:
+        return await act(case_id, who, lambda c, now: domain.customer_responded(c, who.subject, now, policy))
 
     @router.get("/kpis/complaints", tags=["kpis"], summary="Complaint indicators of a period (by receipt time)")
     async def complaint_kpis(_: KpiReader, from_: Annotated[datetime, Query(alias="from")],

@@ -39,6 +39,7 @@ def make_policy(settings: ComplaintsSettings) -> Policy:
         lead_time=timedelta(minutes=settings.deadline_lead_minutes),
         unowned_grace=timedelta(minutes=settings.unowned_grace_minutes),
         follow_up_window=timedelta(days=settings.follow_up_window_days),
+        pause_while_waiting=settings.pause_while_waiting_on_customer,
     )
 
 

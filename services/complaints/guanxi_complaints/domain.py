@@ -74,6 +74,7 @@ class Policy:
     lead_time: timedelta = timedelta(hours=4)
     unowned_grace: timedelta = timedelta(hours=2)
     follow_up_window: timedelta = timedelta(days=7)
+    pause_while_waiting: bool = False
 
 
 class DeadlineState(BaseModel):
@@ -157,6 +158,7 @@ class Case(BaseModel):
     closed_at: datetime | None = None
     confirmed_by_customer: bool | None = None
     reopen_count: int = 0
+    waiting_since: datetime | None = None
     erased: bool = False
     # Derived fields kept for queries: the watcher's next look, and the earliest pending due time.
     next_check_at: datetime | None = None
@@ -164,6 +166,9 @@ class Case(BaseModel):
 
     def to_doc(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="python")
+
+    def paused(self, policy: Policy) -> bool:
+        return policy.pause_while_waiting and self.waiting_since is not None
 
     def is_overdue(self, now: datetime) -> bool:
         return self.next_due_at is not None and self.next_due_at <= now
@@ -358,6 +363,7 @@ def resolve(case: Case, resolution: str, actor: str, now: datetime, policy: Poli
     case.resolved_at = now
     case.first_resolved_at = case.first_resolved_at or now
     case.first_contact_resolution = first_contact
+    case.waiting_since = None
     # A formal answer also settles the earlier steps it makes moot.
     for name in (Deadline.preliminary_opinion, Deadline.investigation, Deadline.formal_answer):
         _meet(case, name, now)
@@ -398,6 +404,43 @@ def reopen(case: Case, reason: str, actor: str, now: datetime, policy: Policy) -
     return Outcome(_refresh(case, policy), [Emitted("complaint.reopened", data, f"reopened:{case.reopen_count}")])
 
 
+def await_customer(case: Case, reason: str, actor: str, now: datetime, policy: Policy) -> Outcome:
+    """The handler waits for information from the customer; deadlines pause if the policy says so."""
+    _require(case, "wait on the customer for", set(OPEN_STATUSES))
+    if case.waiting_since is not None:
+        raise IllegalTransition("the complaint is already waiting on the customer")
+    case = case.model_copy(deep=True)
+    case.waiting_since = now
+    _record(case, "waiting_on_customer", actor, now, note=reason)
+    return Outcome(_refresh(case, policy), [])
+
+
+def customer_responded(case: Case, actor: str, now: datetime, policy: Policy) -> Outcome:
+    """The customer answered: pending deadlines move on by the time spent waiting (when pausing)."""
+    since = case.waiting_since
+    if since is None:
+        raise IllegalTransition("the complaint is not waiting on the customer")
+    case = case.model_copy(deep=True)
+    case.waiting_since = None
+    if policy.pause_while_waiting:
+        cal = policy.calendar
+        paused_days = cal.working_days_between(cal.local(since).date(), cal.local(now).date())
+        for name, state in case.deadlines.items():
+            if not state.pending or state.breached:
+                continue
+            if name == Deadline.acknowledge:
+                new_due = state.due_at + (now - since)  # a clock-hour deadline pauses by clock time
+            elif paused_days:
+                new_due = cal.end_of_business(cal.add_working_days(cal.local(state.due_at).date(), paused_days))
+            else:
+                continue
+            lead = state.due_at - state.approach_at
+            state.due_at, state.approach_at = new_due, new_due - lead
+            state.approached = state.approached and state.approach_at <= now
+    _record(case, "customer_responded", actor, now)
+    return Outcome(_refresh(case, policy), [])
+
+
 # ---------------------------------------------------------------- watching deadlines
 
 
@@ -408,7 +451,7 @@ def tick(case: Case, now: datetime, policy: Policy) -> Outcome:
     round_key = str(case.reopen_count)
     for name in DEADLINE_ORDER:
         state = case.deadlines.get(name)
-        if state is None or not state.pending or case.status not in OPEN_STATUSES:
+        if state is None or not state.pending or case.status not in OPEN_STATUSES or case.paused(policy):
             continue
         key = f"{name}:{round_key}:{state.due_at.isoformat()}"
         if not state.breached and now >= state.due_at:
@@ -447,7 +490,7 @@ def _refresh(case: Case, policy: Policy) -> Case:
     dues: list[datetime] = []
     active = case.status in OPEN_STATUSES
     for state in case.deadlines.values():
-        if not state.pending or not active:
+        if not state.pending or not active or case.paused(policy):
             continue
         dues.append(state.due_at)
         if not state.approached:

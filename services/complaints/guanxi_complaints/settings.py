@@ -36,6 +36,7 @@ class ComplaintsSettings(ServiceSettings):
     investigation_working_days: int = Field(5, ge=1, le=60)
     formal_answer_working_days: int = Field(15, ge=1, le=120)
     auto_acknowledge: bool = True
+    pause_while_waiting_on_customer: bool = False
 
     # Watching deadlines (CP-4, CP-5).
     deadline_lead_minutes: int = Field(240, ge=0)

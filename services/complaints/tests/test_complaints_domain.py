@@ -179,6 +179,29 @@ def test_resolved_case_closes_itself_after_the_follow_up_window() -> None:
     assert out.case.next_check_at is None
 
 
+def test_waiting_on_the_customer_pauses_deadlines_when_configured() -> None:
+    pausing = Policy(calendar=POLICY.calendar, pause_while_waiting=True)
+    case = domain.assign(opened(pausing), "alice", "alice", RECEIVED, pausing).case
+    case = domain.await_customer(case, "need the invoice number", "alice", RECEIVED + timedelta(hours=1), pausing).case
+    assert case.next_due_at is None and not case.is_overdue(datetime(2026, 10, 11, tzinfo=CST))
+    assert domain.tick(case, datetime(2026, 10, 11, tzinfo=CST), pausing).events == []
+    with pytest.raises(IllegalTransition, match="already waiting"):
+        domain.await_customer(case, "again", "alice", RECEIVED, pausing)
+    # Answered on Monday 12 Oct: 8, 9, 10 (make-up Saturday) and 12 Oct were spent waiting.
+    resumed = domain.customer_responded(case, "alice", datetime(2026, 10, 12, 10, tzinfo=CST), pausing).case
+    assert resumed.deadlines[Deadline.preliminary_opinion].due_at == datetime(2026, 10, 15, 18, tzinfo=CST)
+    assert resumed.deadlines[Deadline.formal_answer].due_at == datetime(2026, 11, 2, 18, tzinfo=CST)
+    assert resumed.waiting_since is None and [s.step for s in resumed.history][-2:] == ["waiting_on_customer",
+                                                                                       "customer_responded"]
+    with pytest.raises(IllegalTransition, match="not waiting"):
+        domain.customer_responded(resumed, "alice", RECEIVED, pausing)
+    # Without the setting, waiting is recorded but the clock keeps running.
+    running = domain.await_customer(domain.assign(opened(), "alice", "alice", RECEIVED, POLICY).case, "invoice?",
+                                    "alice", RECEIVED, POLICY).case
+    late = domain.tick(running, datetime(2026, 10, 11, tzinfo=CST), POLICY)
+    assert "complaint.deadline_breached" in [e.type for e in late.events]
+
+
 def test_erasure_removes_free_text_but_keeps_the_facts() -> None:
     case = domain.give_preliminary_opinion(opened(), "call 13800000000", "a", RECEIVED, POLICY).case
     case = domain.reopen(domain.resolve(case, "refund to me@x.cn", "a", RECEIVED, POLICY).case, "my phone", "a",
@@ -206,6 +229,8 @@ COMMANDS = {
     "close": lambda c, t: domain.close(c, "a", t, POLICY),
     "reopen": lambda c, t: domain.reopen(c, "r", "a", t, POLICY),
     "tick": lambda c, t: domain.tick(c, t, POLICY),
+    "await": lambda c, t: domain.await_customer(c, "why", "a", t, POLICY),
+    "responded": lambda c, t: domain.customer_responded(c, "a", t, POLICY),
 }
 NEXT = {
     Status.received: {Status.acknowledged},
