@@ -69,6 +69,23 @@ def trace_id_of(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def storable(value: Any) -> Any:
+    """The payload with keys a document store accepts: ``.`` and a leading ``$`` become full-width.
+
+    Producers may send any JSON; the trail must still record it (and hash exactly what it stores).
+    """
+    if isinstance(value, Mapping):
+        return {_safe_key(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
+def _safe_key(key: str) -> str:
+    key = key.replace(".", "\uff0e")
+    return "\uff04" + key[1:] if key.startswith("$") else key
+
+
 def actor_of(data: Mapping[str, Any]) -> str | None:
     for name in ACTOR_FIELDS:
         value = data.get(name)
@@ -97,7 +114,7 @@ class Capture:
     @classmethod
     def of(cls, event: Any, trace_id: str | None, recorded_at: datetime) -> Capture:
         """From a CloudEvent; salts are drawn once so a retried append seals the same digests."""
-        data = dict(event.data)
+        data = storable(dict(event.data))
         return cls(
             event_id=event.id, type=event.type, source=event.source, subject=event.subject,
             time=as_utc_ms(event.time), dataversion=event.dataversion, correlationid=event.correlationid,

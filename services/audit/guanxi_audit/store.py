@@ -173,12 +173,14 @@ class AuditStore:
     # --- erasure ----------------------------------------------------------------------------
 
     async def redact_subject(self, subject: str, personal_fields: Sequence[str], marker: str) -> int:
+        """Redact the customer's records in the chain and in the archive; returns how many changed."""
         count = 0
-        async for record in self.records.find({"subject": subject}, {"data": 1, "redacted": 1}):
-            update = domain.redaction(record, personal_fields, marker)
-            if update is not None:
-                await self.records.update_one({"_id": record["_id"]}, update)
-                count += 1
+        for collection in (self.records, self.archive):
+            async for record in collection.find({"subject": subject}, {"data": 1, "redacted": 1}):
+                update = domain.redaction(record, personal_fields, marker)
+                if update is not None:
+                    await collection.update_one({"_id": record["_id"]}, update)
+                    count += 1
         return count
 
     # --- retention ----------------------------------------------------------------------------

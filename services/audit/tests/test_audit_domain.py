@@ -172,3 +172,9 @@ def test_actor_is_read_from_the_usual_payload_fields() -> None:
     assert domain.actor_of({"actor": "alice"}) == "alice"
     assert domain.actor_of({"agent_id": "bob"}) == "bob"
     assert domain.actor_of({"customer_id": "c"}) is None
+
+
+def test_keys_a_document_store_refuses_are_made_storable() -> None:
+    assert domain.storable({"a.b": {"$x": [{"c.d": 1}]}}) == {"a\uff0eb": {"\uff04x": [{"c\uff0ed": 1}]}}
+    cap = capture("c", {"$weird.key": 1})
+    assert domain.seal_chain([cap], 0, domain.GENESIS_HASH)[0]["data"] == {"\uff04weird\uff0ekey": 1}
