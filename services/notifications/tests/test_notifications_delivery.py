@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from guanxi_notifications.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from guanxi_notifications.domain import Category, NotificationSpec
 from guanxi_shared import topics as t
 from guanxi_shared.clock import ManualClock
 from guanxi_shared.testing import eventually
@@ -142,6 +143,37 @@ async def test_a_transient_failure_is_retried_later_with_backoff(make_settings, 
         items = await svc.notifications_of("c-down")
         assert items[0]["status"] == "sent" and items[0]["attempts"] == 2
         assert [h["status"] for h in items[0]["history"]] == ["pending", "pending", "sent"]
+
+
+async def test_a_message_claimed_by_a_crashed_sender_is_sent_once_after_its_lease(
+    make_settings, topics, tap, producer, smtp  # noqa: F811
+) -> None:
+    settings = service_settings(make_settings, smtp, sending_lease_seconds=300)
+    customers = FakeCustomerService(settings.internal_secret.get_secret_value())
+    customers.add("c-crash", name="Cy", email="cy@example.com", language="en")
+    clock = ManualClock(DAYTIME)
+    sent = await tap(t.NOTIFICATION_SENT)
+    async with running(settings, clock, customers) as svc:
+        # Another instance claimed this trigger's message and died before recording the outcome.
+        spec = NotificationSpec("c-crash", "complaint_acknowledged", Category.service, {"complaint_id": "CMP-X",
+                                "category": None, "resolution": None, "compensation": None}, "evt-crash",
+                                t.COMPLAINT_ACKNOWLEDGED)
+        await svc.db["notifications"].insert_one({
+            "_id": spec.notification_id, "customer_id": "c-crash", "template": spec.template, "category": "service",
+            "variables": spec.variables, "trigger_event_id": "evt-crash", "trigger_type": spec.trigger_type,
+            "status": "sending", "claim": "crashed-instance", "lease_until": DAYTIME + timedelta(seconds=300),
+            "due_at": DAYTIME, "attempts": 0, "holds": 0, "created_at": DAYTIME, "updated_at": DAYTIME, "history": []})
+        # The trigger is redelivered while the claim is still fresh: nothing is sent twice concurrently.
+        await publish(producer, topics, t.COMPLAINT_ACKNOWLEDGED, "c-crash", complaint_step("c-crash", "CMP-X"),
+                      event_id="evt-crash")
+        await sent.settle(1.5)
+        assert smtp.messages == [] and sent.records == []
+        clock.advance(timedelta(seconds=301))
+        await eventually(lambda: _count(smtp), lambda n: n == 1, what="email after the lease expired")
+        await sent.wait_for(lambda tp: len(tp.records) >= 1)
+        await sent.settle(0.5)
+        assert len(smtp.messages) == 1
+        assert smtp.messages[0]["Message-ID"] == f"<{spec.notification_id}@notifications.guanxi>"
 
 
 async def sent_nothing(collector) -> None:

@@ -75,6 +75,12 @@ async def test_templates_are_managed_by_admins_validated_versioned_and_used(
         await failed.wait_for(lambda tp: len(tp.records) >= 1, what="template failure")
         assert failed.events()[0]["data"]["reason"] == "template_error: missing template variables: discount"
 
+        dlq = await tap(t.NOTIFICATION_REQUESTED + ".dlq")
+        await publish(producer, topics, t.NOTIFICATION_REQUESTED, "c-promo",
+                      {"customer_id": "c-promo", "template": "spring_offer", "category": "marketing", "channel": "fax"})
+        await dlq.wait_for(lambda tp: len(tp.records) >= 1, what="dead letter for an unknown channel")
+        assert "unknown channel 'fax'" in dict(dlq.records[0].headers)["dlq-reason"].decode()
+
         assert (await svc.http.delete("/api/v1/templates/spring_offer/zh", headers=admin)).status_code == 204
         gone = await svc.http.get("/api/v1/templates/spring_offer/zh", headers=admin)
         assert gone.status_code == 404 and gone.headers["content-type"] == "application/problem+json"
