@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
+import os
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -36,7 +39,10 @@ def assert_no_plaintext(text: str, where: str) -> None:
         assert value not in text, f"{value!r} found in clear in {where}"
 
 
-async def test_registration_masked_and_clear_reads_audit_and_raw_dump(make_settings, topics, tap) -> None:
+async def test_registration_masked_and_clear_reads_audit_and_raw_dump(make_settings, topics, tap, span_exporter,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    span_exporter.clear()
     settings = fast_settings(make_settings)
     agent = who(settings)
     events = await tap(*CUSTOMER_TOPICS)
@@ -98,6 +104,12 @@ async def test_registration_masked_and_clear_reads_audit_and_raw_dump(make_setti
         assert_no_plaintext(await dump(app), "the database")
         assert "wang.li@example.org" not in await dump(app)
         assert_no_plaintext("\n".join(r.value.decode() for r in events.records), "published events")
+    # Nor does any span or log line written while all this happened.
+    spans = span_exporter.get_finished_spans()
+    assert any(s.attributes and s.attributes.get("db.system") == "mongodb" for s in spans)
+    assert_no_plaintext("\n".join(f"{s.name} {dict(s.attributes or {})} {[e.attributes for e in s.events]}" for s in spans),
+                        "spans")
+    assert_no_plaintext("\n".join(r.getMessage() for r in caplog.records), "logs")
 
 
 async def test_purchases_counters_tier_change_duplicates_and_unknown_customers(make_settings, topics, tap, producer) -> None:
@@ -215,6 +227,9 @@ async def test_erasure_leaves_no_personal_value_anywhere(make_settings, topics, 
         assert gone.status_code == 410 and gone.headers["content-type"].startswith("application/problem+json")
         looked_up = await client.post("/api/v1/customers/lookup", json={"phone": ALICE["phone"]}, headers=agent)
         assert looked_up.json()["items"] == []
+        internal = await client.post(f"/internal/customers/{cid}/contact-details", json={"purpose": "service"},
+                                     headers=who(settings, Role.service, "notifications"))
+        assert internal.status_code == 410
         again = await client.delete(f"/api/v1/customers/{cid}", headers=who(settings, Role.admin))
         assert again.status_code == 204  # idempotent
         tombstone = await ctx_of(app).store.customer(cid)
@@ -246,14 +261,25 @@ async def test_care_occasion_fires_once_across_a_restart(make_settings, topics, 
                               what="birthday care_due")
     # Restart on the same database: the occasion is remembered and never fires again.
     clock.advance(timedelta(hours=1))
-    async with running(settings, clock) as (app, _):
+    flagged = await tap("customer.churn_risk_flagged")
+    async with running(settings, clock) as (app, client):
         await eventually(lambda: ctx_of(app).store.jobs.count_documents({"_id": {"$regex": f"^birthday:{cid}:"}}),
                          lambda n: n == 2, what="next year's greeting planned after the restart")
         clock.advance(timedelta(hours=1))
         await events.settle(1.5)
-    due = [e["data"] for e in unique_events(events, "customer.care_due") if e["data"]["occasion"] == "birthday"]
-    assert len(due) == 1 and due[0]["occasion_id"] == key and due[0]["customer_id"] == cid
-    assert_no_plaintext(json.dumps(due), "care_due events")
+        due = [e["data"] for e in unique_events(events, "customer.care_due") if e["data"]["occasion"] == "birthday"]
+        assert len(due) == 1 and due[0]["occasion_id"] == key and due[0]["customer_id"] == cid
+
+        # No purchase or contact for longer than the churn period: flagged once, counted in the KPI.
+        clock.advance(timedelta(days=settings.churn_days + 1))
+        await flagged.wait_for(lambda t: uniq(t, "customer.churn_risk_flagged", subject=cid) == 1, what="churn risk flagged")
+        await events.wait_for(lambda t: uniq(t, "customer.care_due", data__occasion="churn_risk") == 1, what="churn care")
+        window = {"from": start.isoformat(), "to": clock.now().isoformat()}
+        kpis = (await client.get("/api/v1/kpis/customer", params=window, headers=who(settings, Role.supervisor))).json()
+        assert kpis["churn"] == {"customers": 1, "at_risk": 1, "rate": 1.0}
+        listed = (await client.get("/api/v1/customers?churn_risk=true", headers=who(settings))).json()["items"]
+        assert [c["id"] for c in listed] == [cid]
+    assert_no_plaintext(json.dumps(unique_events(events, "customer.care_due")), "care_due events")
 
 
 async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, topics, tap, producer) -> None:
@@ -324,3 +350,25 @@ async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, 
         assert rt["on_time"] == 1 and rt["overdue_unanswered"] == 1 and rt["timeliness_rate"] == 0.5
         assert rt["per_handler"]["amy"]["on_time"] == 1 and rt["per_handler"]["ben"]["overdue_unanswered"] == 1
         assert kpis["counts"]["contacts"] == 3 and kpis["counts"]["registered"] == 1 and kpis["churn"]["customers"] == 1
+
+
+async def test_master_key_rotation_rewraps_data_keys(make_settings, topics) -> None:
+    k1, k2 = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+    clock = ManualClock()
+    old = fast_settings(make_settings, master_keys={"k1": k1}, master_key_id="k1")
+    async with running(old, clock) as (_, client):
+        cid = (await client.post("/api/v1/customers", json=ALICE, headers=who(old))).json()["id"]
+
+    rotating = fast_settings(make_settings, master_keys={"k1": k1, "k2": k2}, master_key_id="k2")
+    async with running(rotating, clock) as (app, client):
+        assert (await client.post("/api/v1/customers/keys:rewrap", headers=who(rotating))).status_code == 403
+        r = await client.post("/api/v1/customers/keys:rewrap", headers=who(rotating, Role.admin, "root"))
+        assert r.json() == {"rewrapped": 1, "current_key_id": "k2"}
+        doc = await ctx_of(app).store.customer(cid)
+        assert doc is not None and doc["vault"]["kek_id"] == "k2"
+
+    # The old master key can now be retired: every data key opens under the new one.
+    new = fast_settings(make_settings, master_keys={"k2": k2}, master_key_id="k2")
+    async with running(new, clock) as (_, client):
+        r = await client.get(f"/api/v1/customers/{cid}?reveal=true", headers=who(new, Role.supervisor, "sam"))
+        assert r.status_code == 200 and r.json()["phone"] == ALICE["phone"]
