@@ -220,28 +220,29 @@ class Target:
     aliases: tuple[str, ...] = ()
 
 
+# Aliases are dotted key suffixes, as the services name their figures (e.g. complaints reports
+# ``overall.sla.acknowledge.compliance``); the shallowest match wins.
 TARGETS: tuple[Target, ...] = (
     Target("first_contact_resolution", "First-contact resolution", ">=", 0.90, "ratio",
-           ("first_contact_resolution_rate", "fcr", "fcr_rate")),
+           ("overall.first_contact_resolution", "first_contact_resolution_rate")),
     Target("resolution_rate", "Problem resolution rate", ">=", 0.90, "ratio",
-           ("problem_resolution_rate", "resolved_rate")),
+           ("overall.resolution_rate", "problem_resolution_rate")),
     Target("average_satisfaction", "Average satisfaction (0-100)", ">=", 85.0, "score",
-           ("avg_satisfaction", "csat_average", "average_csat", "avg_csat", "csat")),
-    Target("nps", "Net promoter score", "report", None, "nps", ("net_promoter_score",)),
-    Target("churn_rate", "Churn", "<=", 0.05, "ratio", ("churn", "churn_risk_rate")),
-    Target("complaint_rate", "Complaint rate", "report", None, "ratio", ("complaints_per_customer",)),
+           ("avg_satisfaction", "avg_csat", "csat_average")),
+    Target("nps", "Net promoter score (-100..100)", "report", None, "nps", ("net_promoter_score",)),
+    Target("churn_rate", "Churn", "<=", 0.05, "ratio", ("churn.rate",)),
+    Target("complaint_rate", "Complaints received per active customer", "report", None, "ratio", ()),
     Target("sla_acknowledge", "Acknowledged within 24 hours", ">=", 1.0, "ratio",
-           ("acknowledge", "acknowledge_compliance", "sla_compliance.acknowledge")),
+           ("overall.sla.acknowledge.compliance", "sla.acknowledge")),
     Target("sla_preliminary_opinion", "Preliminary opinion within 3 working days", ">=", 1.0, "ratio",
-           ("preliminary_opinion", "preliminary_opinion_compliance", "sla_compliance.preliminary_opinion")),
+           ("overall.sla.preliminary_opinion.compliance", "sla.preliminary_opinion")),
     Target("sla_investigation", "Investigation within 5 working days", ">=", 1.0, "ratio",
-           ("investigation", "investigation_compliance", "sla_compliance.investigation")),
+           ("overall.sla.investigation.compliance", "sla.investigation")),
     Target("sla_formal_answer", "Formal answer within 15 working days", ">=", 1.0, "ratio",
-           ("formal_answer", "formal_answer_compliance", "sla_compliance.formal_answer")),
-    Target("response_timeliness", "Contacts answered within their response target", ">=", 1.0, "ratio",
-           ("response_timeliness_rate", "responded_in_time_rate", "response_compliance")),
+           ("overall.sla.formal_answer.compliance", "sla.formal_answer")),
+    Target("response_timeliness", "Contacts answered within their response target (CC-3)", ">=", 1.0, "ratio",
+           ("response_timeliness.timeliness_rate",)),
     Target("survey_response_rate", "Survey response rate", "report", None, "ratio", ("response_rate",)),
-    Target("notification_delivery_rate", "Notifications delivered", "report", None, "ratio", ("delivery_rate",)),
 )
 
 
@@ -276,28 +277,29 @@ def _number(value: Any) -> float | None:
 
 
 def _lookup(figures: Mapping[str, Any], names: Iterable[str]) -> tuple[str, Any] | None:
-    """Find a figure by exact dotted key, then by last key segment (services nest differently)."""
+    """The shallowest figure whose dotted key is one of ``names`` or ends with one of them."""
     names = list(names)
-    for n in names:
-        if n in figures:
-            return n, figures[n]
-    for key, value in figures.items():
-        if key.rsplit(".", 1)[-1] in names:
-            return key, value
-    return None
+    hits = [k for k in figures if any(k == n or k.endswith("." + n) for n in names) and _number(figures[k]) is not None]
+    if not hits:
+        return None
+    best = min(hits, key=lambda k: (k.count("."), len(k)))
+    return best, figures[best]
 
 
 def assess(sections: Mapping[str, Mapping[str, Any] | None]) -> list[dict[str, Any]]:
-    """Each KP-1 indicator with its value (or None when no available service reports it) and target."""
+    """Each KP-1 indicator with its value (None when no available service reports it) beside its target."""
     flat: dict[str, dict[str, Any]] = {svc: flatten(body) for svc, body in sections.items() if body is not None}
+    derived = _complaint_rate(flat)
     result = []
     for target in TARGETS:
         found: tuple[str, str, Any] | None = None
         for svc, figures in flat.items():
             hit = _lookup(figures, (target.indicator, *target.aliases))
-            if hit is not None and _number(hit[1]) is not None:
+            if hit is not None:
                 found = (svc, hit[0], hit[1])
                 break
+        if found is None and target.indicator == "complaint_rate" and derived is not None:
+            found = ("gateway", "complaints.received/customer.customers", derived)
         value = _number(found[2]) if found else None
         if value is not None and target.unit == "ratio" and 1.0 < value <= 100.0:
             value = value / 100.0  # a service reporting percent: compare like with like
@@ -308,3 +310,12 @@ def assess(sections: Mapping[str, Mapping[str, Any] | None]) -> list[dict[str, A
                        "target": target.target, "comparison": target.comparison, "met": met,
                        "source": f"{found[0]}:{found[1]}" if found else None})
     return result
+
+
+def _complaint_rate(flat: Mapping[str, Mapping[str, Any]]) -> float | None:
+    received = _lookup(flat.get("complaints", {}), ("overall.counts.received",))
+    customers = _lookup(flat.get("customer", {}), ("churn.customers",))
+    if received is None or customers is None:
+        return None
+    r, c = _number(received[1]), _number(customers[1])
+    return round(r / c, 4) if r is not None and c else None

@@ -70,7 +70,7 @@ def customer(secret: str) -> FastAPI:
 
     @app.get("/api/v1/kpis/customer")
     async def kpis(request: Request, identity: Identity = Depends(current_identity)) -> dict[str, Any]:
-        return {"churn_rate": 0.03, "customers": 120, "query": dict(request.query_params)}
+        return {"churn": {"customers": 120, "rate": 0.03}, "query": dict(request.query_params)}
 
     @app.get("/jwks.json")
     async def jwks() -> dict[str, Any]:
@@ -90,8 +90,8 @@ def complaints(secret: str) -> FastAPI:
 
     @app.get("/api/v1/kpis/complaints")
     async def kpis(identity: Identity = Depends(current_identity)) -> dict[str, Any]:
-        return {"first_contact_resolution": 0.8, "resolution_rate": 0.95,
-                "sla_compliance": {"acknowledge": 1.0, "formal_answer": 0.9}}
+        return {"overall": {"first_contact_resolution": 0.8, "resolution_rate": 0.95,
+                            "sla": {"acknowledge": {"compliance": 1.0}, "formal_answer": {"compliance": 0.9}}}}
 
     return app
 

@@ -104,19 +104,27 @@ def test_rate_limiter_waiting_the_advised_time_admits(per_minute: int) -> None:
 
 def test_kpis_beside_targets() -> None:
     indicators = {i["indicator"]: i for i in domain.assess({
-        "complaints": {"first_contact_resolution": 0.93, "resolution_rate": 85.0,
-                       "sla_compliance": {"acknowledge": 1.0, "formal_answer": 0.8}},
-        "surveys": {"average_satisfaction": {"value": 87.5}, "nps": 31},
-        "customer": {"churn_rate": 0.07},
+        "complaints": {
+            "by_owner": {"bob": {"first_contact_resolution": 0.1}},
+            "overall": {"first_contact_resolution": 0.93, "resolution_rate": 85.0, "counts": {"received": 6},
+                        "sla": {"acknowledge": {"met": 3, "compliance": 1.0}, "formal_answer": {"compliance": 0.8},
+                                "investigation": {"compliance": None}}}},
+        "surveys": {"avg_satisfaction": 87.5, "nps": 31, "response_rate": 0.4},
+        "customer": {"churn": {"customers": 200, "at_risk": 14, "rate": 0.07},
+                     "response_timeliness": {"timeliness_rate": 0.97}},
         "notifications": None,
     })}
-    assert indicators["first_contact_resolution"]["met"] is True
+    assert indicators["first_contact_resolution"]["met"] is True  # the overall figure, not one owner's
+    assert indicators["first_contact_resolution"]["source"] == "complaints:overall.first_contact_resolution"
     assert indicators["resolution_rate"]["value"] == pytest.approx(0.85) and indicators["resolution_rate"]["met"] is False
     assert indicators["average_satisfaction"]["met"] is True and indicators["average_satisfaction"]["target"] == 85.0
-    assert indicators["churn_rate"]["met"] is False and indicators["churn_rate"]["comparison"] == "<="
+    assert indicators["churn_rate"]["value"] == 0.07 and indicators["churn_rate"]["met"] is False
+    assert indicators["churn_rate"]["comparison"] == "<="
     assert indicators["sla_formal_answer"]["met"] is False and indicators["sla_acknowledge"]["met"] is True
+    assert indicators["sla_investigation"]["value"] is None and indicators["sla_investigation"]["met"] is None
+    assert indicators["response_timeliness"]["met"] is False
     assert indicators["nps"]["value"] == 31 and indicators["nps"]["met"] is None
-    assert indicators["notification_delivery_rate"]["value"] is None
+    assert indicators["complaint_rate"]["value"] == 0.03
 
 
 def test_roles_from_claims_ignores_unknown_and_service() -> None:

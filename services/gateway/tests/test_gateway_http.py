@@ -181,7 +181,7 @@ async def test_service_down_slow_or_broken_gives_problems_and_kpis_mark_sections
         indicators = {i["indicator"]: i for i in body["indicators"]}
         assert indicators["churn_rate"] | {"label": None} == {
             "indicator": "churn_rate", "label": None, "value": 0.03, "unit": "ratio", "target": 0.05,
-            "comparison": "<=", "met": True, "source": "customer:churn_rate"}
+            "comparison": "<=", "met": True, "source": "customer:churn.rate"}
         assert indicators["first_contact_resolution"]["met"] is False
         assert indicators["average_satisfaction"]["value"] is None
         problem(await client.get("/api/v1/kpis?from=2026-11-01T00:00:00Z&to=2026-10-01T00:00:00Z",
