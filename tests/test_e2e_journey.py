@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Platform
 from e2e_support import text_of
 from guanxi_shared.testing import eventually
+
+from conftest import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -52,7 +52,7 @@ class TokenVerifier:
 
     async def _decode(self, token: str) -> dict[str, Any]:
         s = self._settings
-        options = {"require": ["exp", "sub", "iss", "aud"]}
+        options: Any = {"require": ["exp", "sub", "iss", "aud"]}
         try:
             if self._jwks is None:
                 key: Any = s.jwt_secret.get_secret_value()

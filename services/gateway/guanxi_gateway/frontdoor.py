@@ -40,7 +40,8 @@ _API_ONLY_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
-_REPLAY_SKIP = {"x-request-id", "date", "server", "content-length"} | {k.decode() for k, _ in _SECURITY_HEADERS + _API_ONLY_HEADERS}
+_REPLAY_SKIP = {"x-request-id", "date", "server", "content-length"} | {
+    k.decode() for k, _ in _SECURITY_HEADERS + _API_ONLY_HEADERS}
 _MAX_STORED_ANSWER = 256 * 1024
 
 AccessSink = Callable[[AccessRecorded, str], None]

@@ -56,7 +56,8 @@ def _rewrite_refs(node: Any, renames: Mapping[str, str]) -> Any:
     return node
 
 
-def merge(gateway_doc: dict[str, Any], services: Mapping[str, dict[str, Any]], public_prefixes: tuple[str, ...]) -> dict[str, Any]:
+def merge(gateway_doc: dict[str, Any], services: Mapping[str, dict[str, Any]],
+          public_prefixes: tuple[str, ...]) -> dict[str, Any]:
     doc = copy.deepcopy(gateway_doc)
     paths: dict[str, Any] = doc.setdefault("paths", {})
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -121,7 +122,8 @@ def _add_gateway_answers(op: dict[str, Any], method: str, public: bool) -> None:
         # Errors from a service are problem+json too; say so wherever it documents only JSON.
         content = response.get("content") if isinstance(response, dict) else None
         if code.startswith(("4", "5")) and isinstance(content, dict) and "application/problem+json" not in content:
-            schema = next(iter(content.values()), {}).get("schema", _PROBLEM_REF)
+            first: dict[str, Any] = next(iter(content.values()), {})
+            schema = first.get("schema", _PROBLEM_REF)
             content["application/problem+json"] = {"schema": schema}
 
 

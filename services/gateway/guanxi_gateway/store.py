@@ -86,7 +86,8 @@ class MongoIdempotencyStore:
 
     async def complete(self, rid: str, answer: StoredAnswer, now: datetime) -> None:
         await self._coll.update_one({"_id": rid}, {"$set": {
-            "state": "done", "status": answer.status, "headers": [{"name": k, "value": v} for k, v in answer.headers],  # FerretDB: no nested arrays
+            "state": "done", "status": answer.status, # FerretDB stores no nested arrays: headers as a list of {name, value}.
+            "headers": [{"name": k, "value": v} for k, v in answer.headers],
             "body": Binary(answer.body), "completed_at": now}})
 
     async def release(self, rid: str) -> None:

@@ -12,12 +12,13 @@ from typing import Any
 
 import httpx
 import uvicorn
-
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
-from guanxi_shared.auth import IDENTITY_HEADER, Identity, current_identity
+from guanxi_shared.auth import IDENTITY_HEADER, CurrentIdentity, Identity
 from guanxi_shared.problems import install_problem_handlers
 from pydantic import BaseModel
+
+Caller = CurrentIdentity  # verifies X-Guanxi-Identity like a real service
 
 
 class NewCustomer(BaseModel):
@@ -54,22 +55,22 @@ def customer(secret: str) -> FastAPI:
     app = _base("customer", secret)
 
     @app.get("/api/v1/customers/{customer_id}", summary="One customer")
-    async def get_customer(customer_id: str, request: Request, identity: Identity = Depends(current_identity)) -> dict[str, Any]:
+    async def get_customer(customer_id: str, request: Request, identity: Caller) -> dict[str, Any]:
         return {"id": customer_id, **_echo(request, identity)}
 
     @app.get("/api/v1/customers")
-    async def list_customers(request: Request, limit: int = 50, identity: Identity = Depends(current_identity)) -> dict[str, Any]:
+    async def list_customers(request: Request, identity: Caller, limit: int = 50) -> dict[str, Any]:
         return {"items": [], "next": None, "limit": limit}
 
     @app.post("/api/v1/customers", status_code=201)
-    async def register(body: NewCustomer, request: Request, identity: Identity = Depends(current_identity)) -> dict[str, Any]:
+    async def register(body: NewCustomer, request: Request, identity: Caller) -> dict[str, Any]:
         app.state.effects += 1
         if body.delay:
             await asyncio.sleep(body.delay)
         return {"id": str(uuid.uuid4()), "name": body.name, "effects": app.state.effects}
 
     @app.get("/api/v1/kpis/customer")
-    async def kpis(request: Request, identity: Identity = Depends(current_identity)) -> dict[str, Any]:
+    async def kpis(request: Request, identity: Caller) -> dict[str, Any]:
         return {"churn": {"customers": 120, "rate": 0.03}, "query": dict(request.query_params)}
 
     @app.get("/jwks.json")
@@ -83,13 +84,13 @@ def complaints(secret: str) -> FastAPI:
     app = _base("complaints", secret)
 
     @app.get("/api/v1/complaints/{complaint_id}")
-    async def get_complaint(complaint_id: str, identity: Identity = Depends(current_identity)) -> dict[str, Any]:
+    async def get_complaint(complaint_id: str, identity: Caller) -> dict[str, Any]:
         if complaint_id == "slow":
             await asyncio.sleep(3)
         return {"id": complaint_id, "status": "received"}
 
     @app.get("/api/v1/kpis/complaints")
-    async def kpis(identity: Identity = Depends(current_identity)) -> dict[str, Any]:
+    async def kpis(identity: Caller) -> dict[str, Any]:
         return {"overall": {"first_contact_resolution": 0.8, "resolution_rate": 0.95,
                             "sla": {"acknowledge": {"compliance": 1.0}, "formal_answer": {"compliance": 0.9}}}}
 
@@ -104,7 +105,7 @@ def surveys(secret: str) -> FastAPI:
         return {"token": token, "identity_header": request.headers.get(IDENTITY_HEADER)}
 
     @app.get("/api/v1/kpis/surveys")
-    async def kpis(identity: Identity = Depends(current_identity)) -> dict[str, Any]:
+    async def kpis(identity: Caller) -> dict[str, Any]:
         raise RuntimeError("report broken")
 
     return app
@@ -114,11 +115,11 @@ def audit(secret: str) -> FastAPI:
     app = _base("audit", secret)
 
     @app.get("/api/v1/audit/verify")
-    async def verify(identity: Identity = Depends(current_identity)) -> dict[str, Any]:
+    async def verify(identity: Caller) -> dict[str, Any]:
         return {"ok": True, "checked": 3}
 
     @app.get("/api/v1/audit/export")
-    async def export(identity: Identity = Depends(current_identity)) -> StreamingResponse:
+    async def export(identity: Caller) -> StreamingResponse:
         async def lines() -> AsyncIterator[bytes]:
             for i in range(50):
                 yield f'{{"n": {i}}}\n'.encode()

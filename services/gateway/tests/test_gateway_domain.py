@@ -9,18 +9,18 @@ from guanxi_shared.auth import Role
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-A, S, AU, AD, I = Role.agent, Role.supervisor, Role.auditor, Role.admin, Role.integration
-EVERYONE = (A, S, AU, AD, I)
+A, S, AU, AD, IN = Role.agent, Role.supervisor, Role.auditor, Role.admin, Role.integration
+EVERYONE = (A, S, AU, AD, IN)
 
 # (method, path, roles allowed, owning service or None for the gateway itself)
 MATRIX = [
-    ("POST", "/api/v1/complaints", {A, S, AD, I}, None),
+    ("POST", "/api/v1/complaints", {A, S, AD, IN}, None),
     ("GET", "/api/v1/complaints", {A, S, AD}, "complaints"),
     ("GET", "/api/v1/complaints/5b0e7c1e", {A, S, AD}, "complaints"),
     ("POST", "/api/v1/complaints/5b0e7c1e/resolve", {A, S, AD}, "complaints"),
-    ("POST", "/api/v1/interactions", {A, S, AD, I}, None),
+    ("POST", "/api/v1/interactions", {A, S, AD, IN}, None),
     ("GET", "/api/v1/interactions", {A, S, AD}, "customer"),
-    ("POST", "/api/v1/purchases", {I, AD}, None),
+    ("POST", "/api/v1/purchases", {IN, AD}, None),
     ("POST", "/api/v1/customers", {A, S, AD}, "customer"),
     ("GET", "/api/v1/customers/c1", {A, S, AD}, "customer"),
     ("PATCH", "/api/v1/customers/c1", {A, S, AD}, "customer"),
@@ -50,7 +50,7 @@ def test_auditor_reaches_only_audit_and_integration_only_intake() -> None:
         rule = domain.find_rule(method, path)
         assert rule is not None
         assert domain.allowed(rule, [AU]) is path.startswith("/api/v1/audit")
-        assert domain.allowed(rule, [I]) is (method == "POST" and rule.service is None)
+        assert domain.allowed(rule, [IN]) is (method == "POST" and rule.service is None)
 
 
 def test_survey_answer_link_is_public_and_nothing_else_is() -> None:
@@ -71,7 +71,7 @@ def test_templates_prefer_literals_and_hide_ids() -> None:
                                   "/api/v1/complaints/{complaint_id}/resolve", "/api/v1/surveys/answer/{token}"])
     assert index.match("/api/v1/customers/export") == ("/api/v1/customers/export", {})
     assert index.match("/api/v1/customers/c-9") == ("/api/v1/customers/{customer_id}", {"customer_id": "c-9"})
-    template, params = index.match("/api/v1/surveys/answer/secret.token")
+    template, _ = index.match("/api/v1/surveys/answer/secret.token")
     assert template == "/api/v1/surveys/answer/{token}" and "secret" not in template
     assert index.match("/api/v1/visits/v1/report")[0] == "/api/v1/visits/{…}"
     assert domain.customer_of("/api/v1/customers/{id}", {"id": "c1"}) == "c1"

@@ -12,18 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import gateway_fakes as fakes
 import jwt
 import pytest
 from fastapi import FastAPI
+from gateway_fakes import bearer, gateway_client, served, unused_url
 from guanxi_gateway.app import build
 from guanxi_gateway.settings import GatewaySettings
 from guanxi_gateway.token import issue_token
 from guanxi_shared.auth import Identity, Role, verify_internal
 from guanxi_shared.settings import DEV_SECRET
 from guanxi_shared.testing import eventually
-
-import gateway_fakes as fakes
-from gateway_fakes import bearer, gateway_client, served, unused_url
 
 pytestmark = pytest.mark.integration
 
