@@ -14,7 +14,7 @@ import pytest
 from e2e_support import SERVICES, MailSink, Process, TraceReceiver, base_env, free_port, spawn, stop, wait_ready
 from guanxi_gateway.settings import GatewaySettings
 from guanxi_gateway.token import issue_token
-from guanxi_shared.testing import Infra, create_topics
+from guanxi_shared.testing import Infra, create_topics, delete_topics
 from guanxi_shared.topics import CATALOGUE
 
 
@@ -62,7 +62,10 @@ def trace_receiver() -> Iterator[TraceReceiver]:
 async def e2e_platform(infra: Infra, mail_sink: MailSink, trace_receiver: TraceReceiver) -> AsyncIterator[Platform]:
     run = uuid.uuid4().hex[:8]
     prefix = f"e2e{run}."
-    await create_topics(infra.kafka, [prefix + t.name for t in CATALOGUE] + [prefix + t.dlq for t in CATALOGUE])
+    # One partition each: the platform's behaviour does not need more, and the shared broker's
+    # file handles are finite (every test run's topics stay until deleted below).
+    names = [prefix + t.name for t in CATALOGUE] + [prefix + t.dlq for t in CATALOGUE]
+    await create_topics(infra.kafka, names, partitions=1)
     logdir = Path(tempfile.mkdtemp(prefix=f"guanxi-e2e-{run}-"))
     ports = {name: free_port() for name in (*SERVICES, "gateway")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -102,4 +105,5 @@ async def e2e_platform(infra: Infra, mail_sink: MailSink, trace_receiver: TraceR
         yield Platform(gateway, services, mail_sink, trace_receiver, prefix, infra.kafka, logdir)
     finally:
         stop(list(processes.values()))
+        await delete_topics(infra.kafka, names)
 

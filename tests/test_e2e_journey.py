@@ -115,10 +115,9 @@ async def test_customer_journey_from_complaint_to_survey_answer(e2e_platform: Pl
                  and s.attributes.get("http.request.method", s.attributes.get("http.method")) == "POST"}
         return {s.service for s in spans if s.trace_id in roots}
 
-    services = await eventually(lambda: _async(complaint_trace_services()),
-                                lambda found: {"gateway", "complaints", "notifications", "audit"} <= found,
-                                timeout=60, what="one trace across gateway, complaints, notifications and audit")
-    assert "customer" in services or True  # the customer service joins when notifications asks for the address
+    await eventually(lambda: _async(complaint_trace_services()),
+                     lambda found: {"gateway", "complaints", "notifications", "audit"} <= found,
+                     timeout=60, what="one trace across gateway, complaints, notifications and audit")
 
 
 async def _async(value: Any) -> Any:

@@ -136,13 +136,31 @@ def make_settings(infra: Infra, isolation: str) -> Callable[..., Any]:
     return build
 
 
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    """Best-effort cleanup: every partition left behind holds file handles in the shared broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        await admin.delete_topics(names)
+    except Exception:  # noqa: S110 - cleanup must never fail a test
+        pass
+    finally:
+        try:
+            await admin.close()
+        except Exception:  # noqa: S110
+            pass
+
+
 @pytest.fixture
-async def topics(infra: Infra, isolation: str) -> str:
-    """Create this test's copy of the whole topic catalogue (and DLQs); returns the prefix."""
+async def topics(infra: Infra, isolation: str) -> AsyncIterator[str]:
+    """Create this test's copy of the whole topic catalogue (and DLQs); returns the prefix.
+
+    Deleted after the test: leaked per-test topics exhausted the broker's file handles."""
     prefix = f"t{isolation}."
     names = [prefix + t.name for t in CATALOGUE] + [prefix + t.dlq for t in CATALOGUE]
     await create_topics(infra.kafka, names, partitions=3)
-    return prefix
+    yield prefix
+    await delete_topics(infra.kafka, names)
 
 
 class EventTap:

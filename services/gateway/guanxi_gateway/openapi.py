@@ -119,12 +119,11 @@ def _add_gateway_answers(op: dict[str, Any], method: str, public: bool) -> None:
             continue
         responses[code] = {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM_REF}}}
     for code, response in responses.items():
-        # Errors from a service are problem+json too; say so wherever it documents only JSON.
+        # Every error is problem+json (FastAPI's HTTPValidationError included, via the problem
+        # handlers): document that media type wherever only JSON is declared.
         content = response.get("content") if isinstance(response, dict) else None
         if code.startswith(("4", "5")) and isinstance(content, dict) and "application/problem+json" not in content:
-            first: dict[str, Any] = next(iter(content.values()), {})
-            schema = first.get("schema", _PROBLEM_REF)
-            content["application/problem+json"] = {"schema": schema}
+            content["application/problem+json"] = {"schema": _PROBLEM_REF}
 
 
 class OpenApiSources:
