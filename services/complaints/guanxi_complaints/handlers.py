@@ -106,6 +106,7 @@ async def run_command(deps: Deps, case_id: str, actor: str, privileged: bool, co
         case = await deps.cases.get(case_id)
         if case is None:
             raise CaseNotFound(case_id)
+        case_id = case.id  # the id asked for may be an alias
         domain.ensure_may_act(case, actor, privileged=privileged)
         outcome = command(case, deps.clock.now())
         if await deps.cases.save(outcome.case, case.version, to_cloud_events(outcome.case, outcome.events)):

@@ -26,6 +26,7 @@ from .domain import Case
 CASES = "cases"
 CRISIS = "crisis"
 CRISIS_COUNTS = "crisis_counts"
+ALIASES = "case_aliases"
 
 
 class CursorError(ValueError):
@@ -56,6 +57,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 class CaseStore:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.cases: AsyncCollection[dict[str, Any]] = db[CASES]
+        # Another complaint_id given for a complaint already registered under its (source, external_ref).
+        self.aliases: AsyncCollection[dict[str, Any]] = db[ALIASES]
 
     async def ensure_indexes(self) -> None:
         await self.cases.create_index([("intake_key", ASCENDING)], unique=True)
@@ -70,11 +73,19 @@ class CaseStore:
         try:
             await self.cases.insert_one({**case.to_doc(), **_outbox_doc(events)})
         except DuplicateKeyError:
+            existing = await self.cases.find_one({"intake_key": case.intake_key}, {"_id": 1})
+            if existing is not None and existing["_id"] != case.id:
+                # The caller was told this id (the gateway's 202): let it find the case under it.
+                await self.aliases.update_one({"_id": case.id}, {"$setOnInsert": {"case_id": existing["_id"]}}, upsert=True)
             return False
         return True
 
     async def get(self, case_id: str) -> Case | None:
         doc = await self.cases.find_one({"_id": case_id}, {"outbox": 0})
+        if doc is None:
+            alias = await self.aliases.find_one({"_id": case_id})
+            if alias is not None:
+                doc = await self.cases.find_one({"_id": alias["case_id"]}, {"outbox": 0})
         return Case.model_validate(doc) if doc else None
 
     async def save(self, case: Case, expected_version: int, events: Iterable[CloudEvent]) -> bool:

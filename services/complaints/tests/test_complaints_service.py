@@ -85,6 +85,10 @@ async def test_intake_from_kafka_and_gateway_is_idempotent_and_rejects_bad_input
         # The same complaint_id again from the gateway (a retried publish) is one complaint too.
         await send(producer, topics, "complaint.received", "c-1", complaint("c-1", complaint_id=gateway_id, channel="web"),
                    source="guanxi.gateway")
+        # A retried gateway request with the caller's reference gets a new complaint_id: an alias.
+        alias_id = str(uuid.uuid4())
+        await send(producer, topics, "complaint.received", "c-1", complaint("c-1", complaint_id=alias_id,
+                                                                            external_ref="CC-77"), source="call-centre")
         bad = complaint("c-1", external_ref="CC-78")
         del bad["severity"]
         await send(producer, topics, "complaint.received", "c-1", bad)
@@ -107,6 +111,7 @@ async def test_intake_from_kafka_and_gateway_is_idempotent_and_rejects_bad_input
         ref_id = domain.case_id_for(Intake(source="call-centre", customer_id="c-1", channel="phone", category="billing",
                                            severity="normal", description="x", received_at=RECEIVED, external_ref="CC-77"))
         assert (await client.get(f"/api/v1/complaints/{ref_id}", headers=agent)).json()["external_ref"] == "CC-77"
+        assert (await client.get(f"/api/v1/complaints/{alias_id}", headers=agent)).json()["id"] == ref_id
         listed = (await client.get("/api/v1/complaints", params={"customer_id": "c-1"}, headers=agent)).json()
         assert sorted(c["id"] for c in listed["items"]) == sorted([gateway_id, ref_id]) and listed["next"] is None
 
