@@ -86,6 +86,7 @@ class ReceivedSpan:
     name: str
     kind: int
     attributes: dict[str, Any]
+    linked_trace_ids: frozenset[str] = frozenset()  # batch consumers link to every producer's span
 
 
 @dataclass
@@ -136,7 +137,8 @@ class TraceReceiver:
                 for span in scope_spans.spans:
                     received.append(ReceivedSpan(
                         service, span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), span.name, span.kind,
-                        {a.key: _value(a.value) for a in span.attributes}))
+                        {a.key: _value(a.value) for a in span.attributes},
+                        frozenset(link.trace_id.hex() for link in span.links)))
         with self._lock:
             self.spans.extend(received)
 

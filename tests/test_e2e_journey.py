@@ -67,9 +67,14 @@ async def test_customer_journey_from_complaint_to_survey_answer(e2e_platform: Pl
         assert resolved.json()["status"] == "resolved"
 
         # The post-resolution survey arrives by email; the customer answers through the link, no account.
-        survey_mail = await eventually(
-            lambda: _async([m for m in p.mail.to(address) if LINK.search(text_of(m))]), timeout=90,
-            what="the survey email with its answer link")
+        try:
+            survey_mail = await eventually(
+                lambda: _async([m for m in p.mail.to(address) if LINK.search(text_of(m))]), timeout=60,
+                what="the survey email with its answer link")
+        except AssertionError as exc:
+            seen = {path: (await agent.get(path, params={"customer_id": customer_id})).text
+                    for path in ("/api/v1/surveys", "/api/v1/surveys/skips", "/api/v1/notifications")}
+            raise AssertionError(f"{exc}\n{seen}\n{p.logs()}") from None
         link = LINK.search(text_of(survey_mail[0]))
         assert link is not None
         path = "/api/v1/surveys/answer/" + link.group(0).rsplit("/api/v1/surveys/answer/", 1)[1]
@@ -108,16 +113,29 @@ async def test_customer_journey_from_complaint_to_survey_answer(e2e_platform: Pl
         assert verified["ok"] is True, verified
 
     # One trace: the complaint's HTTP request through Kafka to the case, the email and the audit record.
-    def complaint_trace_services() -> set[str]:
+    # The audit service consumes in batches, so its span joins by a span link (messaging conventions
+    # for batch receive) and its records carry the trace id, which the audit API can be asked for.
+    def complaint_trace() -> tuple[str | None, set[str]]:
         spans = p.traces.snapshot()
-        roots = {s.trace_id for s in spans if s.service == "gateway" and s.kind == SERVER
+        roots = [s.trace_id for s in spans if s.service == "gateway" and s.kind == SERVER
                  and s.attributes.get("http.route") == "/api/v1/complaints"
-                 and s.attributes.get("http.request.method", s.attributes.get("http.method")) == "POST"}
-        return {s.service for s in spans if s.trace_id in roots}
+                 and s.attributes.get("http.request.method", s.attributes.get("http.method")) == "POST"]
+        if not roots:
+            return None, set()
+        trace_id = roots[0]
+        return trace_id, {s.service for s in spans if s.trace_id == trace_id or trace_id in s.linked_trace_ids}
 
-    await eventually(lambda: _async(complaint_trace_services()),
-                     lambda found: {"gateway", "complaints", "notifications", "audit"} <= found,
-                     timeout=60, what="one trace across gateway, complaints, notifications and audit")
+    trace_id, _ = await eventually(
+        lambda: _async(complaint_trace()), lambda found: {"gateway", "complaints", "notifications", "audit"} <= found[1],
+        timeout=60, what="one trace across gateway, complaints, notifications and audit")
+    assert trace_id is not None
+    in_trace = {s.service for s in p.traces.snapshot() if s.trace_id == trace_id}
+    assert {"gateway", "complaints", "notifications"} <= in_trace, in_trace  # parented, not only linked
+    async with p.client("auditor", "audrey") as auditor:
+        audited = await auditor.get("/api/v1/audit/records", params={"trace_id": trace_id, "limit": 100})
+        assert audited.status_code == 200, audited.text
+        types = {r.get("type") for r in audited.json()["items"]}
+        assert {"complaint.received", "access.recorded"} <= types, types
 
 
 async def _async(value: Any) -> Any:
