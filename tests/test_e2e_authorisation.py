@@ -44,7 +44,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", f"/api/v1/complaints/{uuid.uuid4()}", None, STAFF),
     ("GET", f"/api/v1/surveys?customer_id={CUSTOMER}", None, STAFF),
     ("GET", f"/api/v1/notifications?customer_id={CUSTOMER}", None, STAFF),
-    ("GET", "/api/v1/templates", None, STAFF),
+    ("GET", "/api/v1/templates", None, {"supervisor", "admin"}),
     ("DELETE", "/api/v1/templates/no_such_template/en", None, {"admin"}),
     ("GET", "/api/v1/audit/verify", None, {"auditor"}),
     ("GET", f"/api/v1/audit/records?customer_id={CUSTOMER}", None, {"auditor"}),

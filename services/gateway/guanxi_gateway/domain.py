@@ -3,6 +3,7 @@ path templates for access records, and KPI figures beside their policy targets. 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -62,8 +63,8 @@ ROLE_MATRIX: tuple[Rule, ...] = (
     _r("/kpis/complaints", {"GET"}, {Role.supervisor, Role.admin}, "complaints"),
     _r("/kpis/surveys", {"GET"}, {Role.supervisor, Role.admin}, "surveys"),
     _r("/kpis/notifications", {"GET"}, {Role.supervisor, Role.admin}, "notifications"),
-    # Message templates are configuration: staff read them, the admin changes them.
-    _r("/templates", READS, STAFF, "notifications"),
+    # Message templates are configuration: supervisors read them, the admin changes them.
+    _r("/templates", READS, {Role.supervisor, Role.admin}, "notifications"),
     _r("/templates", WRITES, {Role.admin}, "notifications"),
     # Everyday work of the front line and its supervisors.
     _r("/customers", ANY_METHOD, STAFF, "customer"),
@@ -91,6 +92,34 @@ def path_known(path: str, rules: Iterable[Rule] = ROLE_MATRIX) -> bool:
 
 def allowed(rule: Rule, roles: Iterable[Role]) -> bool:
     return rule.public or any(r in rule.roles for r in roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input hygiene at the edge: what no service should ever have to decode.
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def has_control_characters(path: str) -> bool:
+    return bool(_CONTROL.search(path))
+
+
+def json_with_lone_surrogates(body: bytes, content_type: str | None) -> bool:
+    """True for a JSON body whose strings hold unpaired surrogates (RFC 8259 §8.2: not interoperable)."""
+    if not body or not _SURROGATE_ESCAPE.search(body):
+        return False  # the common case: no \ud800-\udfff escape at all, no parsing needed
+    if content_type is not None and "json" not in content_type.lower():
+        return False
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False  # not JSON: the service answers 422 itself
+    try:
+        json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -113,6 +113,9 @@ class FrontDoor:
         wait = gate.ip_limiter.take("ip:" + state["client_ip"], gate.monotonic())
         if wait:
             raise _rate_limited(wait, "this address")
+        if domain.has_control_characters(path):
+            # No id or token anywhere in Guanxi contains them; refuse before any service sees them.
+            raise Problem(400, "Bad request", "the path contains control characters")
         rule = domain.find_rule(method, path)
         if rule is None:
             if domain.path_known(path):
@@ -134,6 +137,8 @@ class FrontDoor:
         self._cap_page_size(scope)
         if method in ("POST", "PUT", "PATCH"):
             body = await self._read_body(receive)
+            if domain.json_with_lone_surrogates(body, _header(scope, b"content-type")):
+                raise Problem(422, "Invalid request", "the JSON body contains unpaired UTF-16 surrogates (not valid Unicode)")
             receive = _replay(body, receive)
             key = _header(scope, b"idempotency-key")
             if method == "POST" and key is not None:

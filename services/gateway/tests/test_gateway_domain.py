@@ -28,7 +28,7 @@ MATRIX = [
     ("POST", "/api/v1/visits", {A, S, AD}, "customer"),
     ("GET", "/api/v1/surveys", {A, S, AD}, "surveys"),
     ("GET", "/api/v1/notifications", {A, S, AD}, "notifications"),
-    ("GET", "/api/v1/templates", {A, S, AD}, "notifications"),
+    ("GET", "/api/v1/templates", {S, AD}, "notifications"),
     ("PUT", "/api/v1/templates/ack", {AD}, "notifications"),
     ("GET", "/api/v1/audit/verify", {AU}, "audit"),
     ("GET", "/api/v1/audit/records", {AU}, "audit"),
@@ -132,3 +132,14 @@ def test_roles_from_claims_ignores_unknown_and_service() -> None:
     assert roles_from_claims({"realm_access": {"roles": ["auditor"]}}, "realm_access.roles") == [Role.auditor]
     assert roles_from_claims({"scope": "admin integration"}, "scope") == [Role.admin, Role.integration]
     assert roles_from_claims({}, "roles") == []
+
+
+def test_input_hygiene() -> None:
+    assert domain.has_control_characters("/api/v1/customers/a\x01b")
+    assert domain.has_control_characters("/api/v1/customers/\x93")
+    assert not domain.has_control_characters("/api/v1/customers/李雷-7")
+    assert domain.json_with_lone_surrogates(b'{"a": "x\\udbc9y"}', "application/json")
+    assert domain.json_with_lone_surrogates(b'{"k\\udc00": 1}', None)
+    assert not domain.json_with_lone_surrogates(b'{"a": "\\ud83d\\ude00"}', "application/json")  # a valid pair
+    assert not domain.json_with_lone_surrogates(b'{"a": "plain"}', "application/json")
+    assert not domain.json_with_lone_surrogates(b'not json \\udbc9', "application/json")

@@ -145,6 +145,12 @@ async def test_proxy_forwards_identity_request_id_and_trace_and_caps_pages(make_
             assert header in response.headers
         assert "access-control-allow-origin" not in response.headers
 
+        problem(await client.get("/api/v1/customers/a%01b", headers=p.token("agent")), 400)
+        lone = b'{"name": "\\udbc9"}'
+        problem(await client.post("/api/v1/customers", content=lone, headers={**p.token("agent"),
+                                                                              "Content-Type": "application/json"}), 422)
+        assert p.fakes["customer"].state.effects == 0
+
         capped = await client.get("/api/v1/customers?limit=5000", headers=p.token("agent"))
         assert capped.json()["limit"] == p.settings.max_page_size
 
