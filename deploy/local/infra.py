@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -39,6 +40,7 @@ KAFKA_HOST = "127.0.0.1"
 KAFKA_PORT = int(os.environ.get("GUANXI_KAFKA_PORT", "9092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("GUANXI_KAFKA_CONTROLLER_PORT", str(KAFKA_PORT + 1)))
 KAFKA_HEAP = os.environ.get("GUANXI_KAFKA_HEAP", "-Xms256m -Xmx768m")
+_TEST_TOPIC = re.compile(r"^t[0-9a-f]{10}\\.")
 MONGO_PORT = int(os.environ.get("GUANXI_MONGO_PORT", "27017"))
 
 
@@ -293,6 +295,13 @@ async def _ensure_topics(bootstrap: str, prefix: str = "") -> int:
                     wanted.append(NewTopic(prefix + name, num_partitions=parts, replication_factor=1))
         if wanted:
             await admin.create_topics(wanted)
+        # Per-test topics (``t<10 hex>.<name>``) left by an interrupted test run cost the broker files
+        # and memory maps; they are never needed again.
+        leftovers = [t for t in existing if _TEST_TOPIC.match(t)]
+        for start in range(0, len(leftovers), 500):
+            await admin.delete_topics(leftovers[start:start + 500])
+        if leftovers:
+            say(f"removed {len(leftovers)} topics left over by earlier test runs")
         return len(wanted)
     finally:
         await admin.close()

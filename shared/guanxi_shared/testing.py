@@ -158,7 +158,9 @@ async def topics(infra: Infra, isolation: str) -> AsyncIterator[str]:
     Deleted after the test: leaked per-test topics exhausted the broker's file handles."""
     prefix = f"t{isolation}."
     names = [prefix + t.name for t in CATALOGUE] + [prefix + t.dlq for t in CATALOGUE]
-    await create_topics(infra.kafka, names, partitions=3)
+    # One partition each: a test needs order, not parallelism, and every partition costs the shared
+    # broker files and memory maps. A test that needs more partitions creates its own topics.
+    await create_topics(infra.kafka, names, partitions=1)
     yield prefix
     await delete_topics(infra.kafka, names)
 
