@@ -40,7 +40,7 @@ KAFKA_HOST = "127.0.0.1"
 KAFKA_PORT = int(os.environ.get("GUANXI_KAFKA_PORT", "9092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("GUANXI_KAFKA_CONTROLLER_PORT", str(KAFKA_PORT + 1)))
 KAFKA_HEAP = os.environ.get("GUANXI_KAFKA_HEAP", "-Xms256m -Xmx768m")
-_TEST_TOPIC = re.compile(r"^t[0-9a-f]{10}\\.")
+_TEST_TOPIC = re.compile(r"^t[0-9a-f]{10}\.")
 MONGO_PORT = int(os.environ.get("GUANXI_MONGO_PORT", "27017"))
 
 
