@@ -38,7 +38,8 @@ infra-down: ## stop Kafka + FerretDB
 	@$(PY) deploy/local/infra.py down
 
 test: install ## the whole suite against real Kafka + FerretDB (started if needed)
-	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$MONGODB_URL" ]; then $(PY) deploy/local/infra.py up; fi
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$MONGODB_URL" ]; then \
+		$(PY) deploy/local/infra.py up && $(PY) deploy/local/infra.py purge-test-topics; fi
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 test-faults: install ## fault-injection tests only

@@ -295,16 +295,34 @@ async def _ensure_topics(bootstrap: str, prefix: str = "") -> int:
                     wanted.append(NewTopic(prefix + name, num_partitions=parts, replication_factor=1))
         if wanted:
             await admin.create_topics(wanted)
-        # Per-test topics (``t<10 hex>.<name>``) left by an interrupted test run cost the broker files
-        # and memory maps; they are never needed again.
-        leftovers = [t for t in existing if _TEST_TOPIC.match(t)]
-        for start in range(0, len(leftovers), 500):
-            await admin.delete_topics(leftovers[start:start + 500])
-        if leftovers:
-            say(f"removed {len(leftovers)} topics left over by earlier test runs")
         return len(wanted)
     finally:
         await admin.close()
+
+
+async def _purge_test_topics(bootstrap: str) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        leftovers = [t for t in await admin.list_topics() if _TEST_TOPIC.match(t)]
+        for start in range(0, len(leftovers), 500):
+            await admin.delete_topics(leftovers[start:start + 500])
+        return len(leftovers)
+    finally:
+        await admin.close()
+
+
+def purge_test_topics() -> None:
+    """Delete per-test topics (``t<10 hex>.<name>``) left by interrupted test runs.
+
+    Only `make test` calls this, before the suite: another test run going on at the same time
+    against the same broker would lose its topics.
+    """
+    removed = asyncio.run(_purge_test_topics(f"{KAFKA_HOST}:{KAFKA_PORT}"))
+    if removed:
+        say(f"removed {removed} topics left over by earlier test runs")
 
 
 def ensure_topics() -> None:
@@ -344,7 +362,7 @@ def status() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["provision", "up", "down", "status", "topics"])
+    parser.add_argument("command", choices=["provision", "up", "down", "status", "topics", "purge-test-topics"])
     args = parser.parse_args()
     try:
         if args.command == "provision":
@@ -358,6 +376,8 @@ def main() -> int:
             return status()
         elif args.command == "topics":
             ensure_topics()
+        elif args.command == "purge-test-topics":
+            purge_test_topics()
     except (InfraError, subprocess.CalledProcessError) as exc:
         print(f"[infra] ERROR: {exc}", file=sys.stderr)
         return 1
