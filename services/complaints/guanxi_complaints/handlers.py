@@ -157,8 +157,10 @@ async def on_survey_low_score(deps: Deps, event: CloudEvent) -> None:
     data = parse_data(event, SurveyLowScore)
     now = deps.clock.now()
     rule = deps.low_score_rule
-    # Counted once per survey: the bucket document remembers which surveys it holds.
-    if not await deps.crisis_store.bump_once("satisfaction", "low_score", crisis.bucket_of(now, rule.bucket), data.survey_id):
+    # Counted once per survey, in the bucket of the answer's time (the same on every redelivery):
+    # the bucket document remembers which surveys it holds.
+    if not await deps.crisis_store.bump_once("satisfaction", "low_score", crisis.bucket_of(data.at, rule.bucket),
+                                             data.survey_id):
         return
     reading = crisis.read(await deps.crisis_store.counts_since("satisfaction", "low_score", now - rule.lookback), now, rule)
     if reading.spiking:
