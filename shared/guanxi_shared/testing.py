@@ -30,6 +30,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from pymongo import AsyncMongoClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from .settings import ServiceSettings
@@ -118,8 +119,12 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int = 3) -
 
 
 @pytest.fixture
-def make_settings(infra: Infra, isolation: str) -> Callable[..., Any]:
-    """Build a service's settings pointed at the test infrastructure and this test's namespace."""
+async def make_settings(infra: Infra, isolation: str) -> AsyncIterator[Callable[..., Any]]:
+    """Build a service's settings pointed at the test infrastructure and this test's namespace.
+
+    The test's databases are dropped afterwards: each one is a file (and open handles) in FerretDB.
+    """
+    databases: set[tuple[str, str]] = set()
 
     def build(cls: type[SettingsT], **overrides: Any) -> SettingsT:
         values: dict[str, Any] = {
@@ -131,9 +136,19 @@ def make_settings(infra: Infra, isolation: str) -> Callable[..., Any]:
             "outbox_poll_seconds": 0.1,
         }
         values.update(overrides)
-        return cls(**values)
+        settings = cls(**values)
+        databases.add((settings.mongodb_url, settings.mongodb_database))
+        return settings
 
-    return build
+    yield build
+    for url, name in databases:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, serverSelectionTimeoutMS=3000)
+        try:
+            await client.drop_database(name)
+        except Exception:  # noqa: S110 - cleanup must never fail a test
+            pass
+        finally:
+            await client.close()
 
 
 async def delete_topics(bootstrap: str, names: list[str]) -> None:
