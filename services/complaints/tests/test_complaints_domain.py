@@ -310,3 +310,20 @@ def test_kpis_count_sla_resolution_and_first_contact() -> None:
     assert overall["outcomes"]["root_causes"] == {"billing_error": 1}
     assert set(report["by_owner"]) == {"alice", "bob"} and set(report["by_team"]) == {"north", "south"}
     assert report["by_owner"]["bob"]["counts"]["breaches"] == 1
+
+
+bucket_counts = st.lists(st.tuples(st.integers(min_value=0, max_value=12 * 5 - 1), st.integers(min_value=0, max_value=50)),
+                         max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(history=bucket_counts, burst=st.integers(min_value=1, max_value=100))
+def test_more_complaints_now_never_lower_the_reading(history: list[tuple[int, int]], burst: int) -> None:
+    counts = [(crisis.bucket_of(NOW, RULE.bucket) - RULE.bucket * i, n) for i, n in history]
+    before = crisis.read(counts, NOW, RULE)
+    after = crisis.read([*counts, (crisis.bucket_of(NOW, RULE.bucket), burst)], NOW, RULE)
+    assert after.count == before.count + burst and after.baseline == before.baseline
+    assert before.threshold >= RULE.min_count and (after.spiking or not before.spiking)
+    # Counts older than the window and its baseline never matter.
+    ancient = (NOW - RULE.lookback - RULE.window, 1000)
+    assert crisis.read([*counts, ancient], NOW, RULE) == before
