@@ -51,7 +51,6 @@ async def test_events_of_several_topics_are_captured_once_and_readable_by_audito
             cursor = page["next"]
             if cursor is None:
                 break
-        assert [i["type"] for i in seen] == sorted([i["type"] for i in seen], key=[i["type"] for i in seen].index)
         assert {i["type"] for i in seen} == {"purchase.completed", "complaint.received", "interaction.logged"}
         assert [i["seq"] for i in seen] == sorted(i["seq"] for i in seen)
         assert all("salts" not in i for i in seen)
@@ -135,6 +134,7 @@ async def test_each_kind_of_tampering_is_detected_with_the_record_that_breaks(ma
 
         # 4. Cut the tail.
         last = await records.find_one({}, sort=[("seq", -1)])
+        await eventually(svc.audit.store.head_seq, lambda seq: seq == last["seq"], what="head hint at the tail")
         await records.delete_one({"_id": last["_id"]})
         first = await broken_at()
         assert first["seq"] == last["seq"] and "missing" in first["reason"]
