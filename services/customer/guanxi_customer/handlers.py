@@ -85,12 +85,9 @@ def _gone(customer_id: str) -> Problem:
 
 
 async def _flush(ctx: Context, collection: str, *ids: Any) -> None:
-    # Low-latency publish; if Kafka is briefly unavailable the relay's poll loop delivers later.
-    try:
-        await ctx.relay.flush(ctx.store.db[collection], list(ids))
-    except Exception:
-        log.warning("immediate outbox flush of %s failed; the relay will retry", collection, exc_info=True)
-        ctx.relay.kick()
+    # Wake the relay loop rather than publishing here: a single publisher per instance never
+    # races itself into publishing one entry twice, and it publishes within milliseconds.
+    ctx.relay.kick()
 
 
 # Personal data ------------------------------------------------------------------------------------
@@ -452,6 +449,7 @@ async def erase(ctx: Context, customer_id: str, actor: str, reason: str | None) 
                  "channels_opted_out": [], **outbox_set([erased])},
         "$push": {"history": {"at": now, "actor": actor, "action": "erased", "fields": sorted([*PII_FIELDS, "name"])}},
     })
+    log.info("customer %s erased by %s; data key shredded", customer_id, actor)
     await _flush(ctx, "customers", customer_id)
 
 
@@ -670,10 +668,13 @@ async def on_complaint_step(ctx: Context, event: CloudEvent) -> None:
         value = getattr(data, f)
         if value is not None:
             sets[f] = value
-    # Events of one customer arrive in order, so the latest step names the current status.
-    sets["status"] = data.status or status
-    await ctx.store.activity.update_one({"_id": f"complaint:{data.complaint_id}"},
-                                        {"$set": sets, "$setOnInsert": {"at": data.at}}, upsert=True)
+    key = f"complaint:{data.complaint_id}"
+    await ctx.store.activity.update_one({"_id": key}, {"$set": sets, "$min": {"at": data.at}}, upsert=True)
+    # Each step has its own topic, so steps can arrive out of order: the latest step by its own
+    # time names the current status, whichever was handled last.
+    await ctx.store.activity.update_one(
+        {"_id": key, "$or": [{"status_at": {"$exists": False}}, {"status_at": {"$lte": data.at}}]},
+        {"$set": {"status": data.status or status, "status_at": data.at}})
 
 
 async def on_survey_completed(ctx: Context, event: CloudEvent) -> None:
@@ -791,7 +792,7 @@ def _revisit_key(ctx: Context, doc: Doc) -> tuple[str, datetime] | None:
 
 
 def _profile_update_key(ctx: Context, doc: Doc) -> tuple[str, datetime]:
-    since = doc.get("profile_updated_at") or doc.get("created_at")
+    since: datetime = doc.get("profile_updated_at") or doc["created_at"]
     due = since + timedelta(days=ctx.settings.profile_stale_days)
     return f"profile_update:{doc['_id']}:{due.date().isoformat()}", due
 

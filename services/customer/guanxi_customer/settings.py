@@ -25,16 +25,16 @@ class TierRule(BaseModel):
     """A member level reached by purchase frequency and/or amount (CI-3, CR-1)."""
 
     level: str = Field(min_length=1, max_length=32)
-    min_purchases: int = Field(0, ge=0)
-    min_amount: Decimal = Field(Decimal(0), ge=0)
+    min_purchases: int = Field(default=0, ge=0)
+    min_amount: Decimal = Field(default=Decimal(0), ge=0)
     # "any": either threshold suffices; "all": both are needed.
-    match: str = Field("any", pattern="^(any|all)$")
+    match: str = Field(default="any", pattern="^(any|all)$")
 
 
 def default_tier_rules() -> list[TierRule]:
     return [
-        TierRule(level="silver", min_purchases=3, min_amount=Decimal("1000")),
-        TierRule(level="gold", min_purchases=10, min_amount=Decimal("10000")),
+        TierRule(level="silver", min_purchases=3, min_amount=Decimal("1000"), match="any"),
+        TierRule(level="gold", min_purchases=10, min_amount=Decimal("10000"), match="any"),
         TierRule(level="platinum", min_purchases=30, min_amount=Decimal("50000"), match="all"),
     ]
 
@@ -42,10 +42,10 @@ def default_tier_rules() -> list[TierRule]:
 class ResponseTargets(BaseModel):
     """Minutes allowed to answer an inbound contact (CC-3)."""
 
-    consultation: int = Field(30, gt=0)
-    urgent: int = Field(60, gt=0)
-    email: int = Field(240, gt=0)
-    default: int = Field(24 * 60, gt=0)
+    consultation: int = Field(default=30, gt=0)
+    urgent: int = Field(default=60, gt=0)
+    email: int = Field(default=240, gt=0)
+    default: int = Field(default=24 * 60, gt=0)
 
 
 def _key_bytes(name: str, value: str) -> bytes:
@@ -73,22 +73,22 @@ class CustomerSettings(ServiceSettings):
     # Classification.
     tier_rules: list[TierRule] = Field(default_factory=default_tier_rules)
     base_level: str = "standard"
-    returning_min_purchases: int = Field(2, ge=1)
-    loyal_min_purchases: int = Field(5, ge=2)
-    churn_days: int = Field(180, ge=1, description="no purchase or contact for this long flags churn risk")
+    returning_min_purchases: int = Field(default=2, ge=1)
+    loyal_min_purchases: int = Field(default=5, ge=2)
+    churn_days: int = Field(default=180, ge=1, description="no purchase or contact for this long flags churn risk")
 
     # Response clocks.
-    response_targets: ResponseTargets = Field(default_factory=ResponseTargets)
+    response_targets: ResponseTargets = Field(default_factory=lambda: ResponseTargets())
 
     # Care schedule.
-    care_scan_seconds: float = Field(60.0, gt=0, description="how often the care planner looks for occasions")
-    scheduler_interval_seconds: float = Field(1.0, gt=0, description="how often due jobs are fired")
-    birthday_hour: int = Field(9, ge=0, le=23, description="local hour of the birthday greeting")
+    care_scan_seconds: float = Field(default=60.0, gt=0, description="how often the care planner looks for occasions")
+    scheduler_interval_seconds: float = Field(default=1.0, gt=0, description="how often due jobs are fired")
+    birthday_hour: int = Field(default=9, ge=0, le=23, description="local hour of the birthday greeting")
     revisit_levels: list[str] = Field(default_factory=lambda: ["gold", "platinum"])
-    revisit_days: int = Field(90, ge=1)
-    profile_stale_days: int = Field(365, ge=1)
+    revisit_days: int = Field(default=90, ge=1)
+    profile_stale_days: int = Field(default=365, ge=1)
 
-    page_limit_max: int = Field(200, ge=1)
+    page_limit_max: int = Field(default=200, ge=1)
 
     @model_validator(mode="after")
     def _keys(self) -> CustomerSettings:

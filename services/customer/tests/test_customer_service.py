@@ -96,8 +96,16 @@ async def test_registration_masked_and_clear_reads_audit_and_raw_dump(make_setti
         assert unique_events(events, "customer.updated")[0]["data"]["fields"] == ["company", "email"]
         hist = (await client.get(f"/api/v1/customers/{cid}/history", headers=agent)).json()["items"]
         assert hist[0]["actor"] == "bob" and hist[0]["fields"] == ["company", "email"]
-        listed = (await client.get("/api/v1/customers?q=王&limit=1", headers=agent)).json()
+        listed = (await client.get("/api/v1/customers?q=王", headers=agent)).json()
         assert listed["items"][0]["id"] == cid and listed["items"][0]["phone"] == "+86 138****5678"
+        # Paging: two customers, one per page.
+        other = {**ALICE, "name": "Li Lei", "phone": "+8613900001111", "email": "lei@example.com"}
+        assert (await client.post("/api/v1/customers", json=other, headers=agent)).status_code == 201
+        first = (await client.get("/api/v1/customers?limit=1", headers=agent)).json()
+        second = (await client.get(f"/api/v1/customers?limit=1&cursor={first['next']}", headers=agent)).json()
+        assert first["next"] and second["next"] is None
+        ids = {first["items"][0]["id"], second["items"][0]["id"]}
+        assert cid in ids and len(ids) == 2
 
         # The raw dump of the whole database holds no clear personal value; nor does any event.
         await events.settle(0.5)
@@ -336,7 +344,9 @@ async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, 
 
         timeline = await eventually(lambda: client.get(f"/api/v1/customers/{cid}/timeline", headers=agent),
                                     lambda r: {"contact", "purchase", "complaint", "survey", "visit"}
-                                    <= {i["type"] for i in r.json()["items"]}, what="360° timeline")
+                                    <= {i["type"] for i in r.json()["items"]}
+                                    and {"resolved"} == {i["status"] for i in r.json()["items"] if i["type"] == "complaint"},
+                                    what="360° timeline")
         items = timeline.json()["items"]
         complaint = next(i for i in items if i["type"] == "complaint")
         assert complaint["status"] == "resolved" and complaint["category"] == "delivery"
