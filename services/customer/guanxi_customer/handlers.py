@@ -631,7 +631,13 @@ async def record_interaction(ctx: Context, iid: str, v: dict[str, Any], *, sourc
     except DuplicateKeyError:
         doc = await ctx.store.interactions.find_one({"_id": iid}) or doc
     if doc["direction"] == "inbound" and doc.get("state") == "open":
-        await ctx.jobs.schedule(f"response:{iid}", doc["due_at"], "response", {"customer_id": cid, "interaction_id": iid})
+        # The answer may have been recorded first (HTTP and Kafka intake interleave).
+        answer = await ctx.store.interactions.find_one(
+            {"customer_id": cid, "direction": "outbound", "occurred_at": {"$gte": occurred}}, sort=[("occurred_at", ASCENDING)])
+        if answer is not None:
+            await _answer(ctx, doc, answer)
+        else:
+            await ctx.jobs.schedule(f"response:{iid}", doc["due_at"], "response", {"customer_id": cid, "interaction_id": iid})
     elif doc["direction"] == "outbound":
         await _answer_open_contacts(ctx, cid, doc)
     await ctx.store.customers.update_one({"_id": cid, "status": {"$ne": ERASED}},
@@ -644,11 +650,15 @@ async def _answer_open_contacts(ctx: Context, cid: str, answer: Doc) -> None:
     cursor = ctx.store.interactions.find({"customer_id": cid, "direction": "inbound", "state": {"$in": ["open", "overdue"]},
                                           "occurred_at": {"$lte": answer["occurred_at"]}})
     async for inbound in cursor:
-        on_time = answer["occurred_at"] <= inbound["due_at"]
-        await ctx.store.interactions.update_one({"_id": inbound["_id"], "state": inbound["state"]}, {"$set": {
-            "state": "answered", "answered_at": answer["occurred_at"], "answered_by": answer.get("agent_id"),
-            "answer_id": answer["_id"], "on_time": on_time}})
-        await ctx.jobs.cancel(f"response:{inbound['_id']}", "answered")
+        await _answer(ctx, inbound, answer)
+
+
+async def _answer(ctx: Context, inbound: Doc, answer: Doc) -> None:
+    on_time = answer["occurred_at"] <= inbound["due_at"]
+    await ctx.store.interactions.update_one({"_id": inbound["_id"], "state": inbound["state"]}, {"$set": {
+        "state": "answered", "answered_at": answer["occurred_at"], "answered_by": answer.get("agent_id"),
+        "answer_id": answer["_id"], "on_time": on_time}})
+    await ctx.jobs.cancel(f"response:{inbound['_id']}", "answered")
 
 
 async def list_interactions(ctx: Context, customer_id: str, limit: int, cursor: str | None) -> dict[str, Any]:

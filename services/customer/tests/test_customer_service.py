@@ -299,13 +299,13 @@ async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, 
     async with running(settings, clock) as (app, client):
         cid = (await client.post("/api/v1/customers", json=ALICE, headers=agent)).json()["id"]
         t0 = start - timedelta(minutes=5)
-        # A consultation answered in 10 minutes (on time), and an urgent call nobody answers.
+        # A consultation answered in 4 minutes (on time), and an urgent call nobody answers.
         await send(producer, topics, "interaction.logged", cid, {
             "interaction_id": "i-1", "customer_id": cid, "channel": "chat", "direction": "inbound", "kind": "consultation",
             "occurred_at": t0.isoformat(), "summary": "asks about delivery", "agent_id": "bot"})
         await send(producer, topics, "interaction.logged", cid, {
             "interaction_id": "i-2", "customer_id": cid, "channel": "chat", "direction": "outbound",
-            "occurred_at": (t0 + timedelta(minutes=10)).isoformat(), "summary": "answered", "agent_id": "amy",
+            "occurred_at": (t0 + timedelta(minutes=4)).isoformat(), "summary": "answered", "agent_id": "amy",
             "outcome": "resolved"})
         await send(producer, topics, "interaction.logged", cid, {
             "interaction_id": "i-3", "customer_id": cid, "channel": "phone", "direction": "inbound", "urgent": True,
@@ -323,6 +323,20 @@ async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, 
         answered = await eventually(lambda: ctx_of(app).store.interactions.find_one({"_id": "i-1"}),
                                     lambda d: d is not None and d.get("state") == "answered", what="consultation answered")
         assert answered["on_time"] is True and answered["answered_by"] == "amy"
+
+        # The answer can be recorded before the question (HTTP and Kafka intake interleave).
+        other = (await client.post("/api/v1/customers", json={**ALICE, "email": "x@example.com"}, headers=agent)).json()["id"]
+        contact = {"customer_id": other, "channel": "email", "summary": "reply about invoice"}
+        r = await client.post("/api/v1/interactions", json={**contact, "direction": "outbound", "agent_id": "cara",
+                                                            "occurred_at": (start + timedelta(minutes=1)).isoformat()},
+                              headers=agent)
+        assert r.status_code == 201
+        r = await client.post("/api/v1/interactions", json={**contact, "direction": "inbound", "interaction_id": "i-9",
+                                                            "occurred_at": start.isoformat()}, headers=agent)
+        assert r.status_code == 201 and r.json()["due_at"]
+        early = await ctx_of(app).store.interactions.find_one({"_id": "i-9"})
+        assert early is not None and early["state"] == "answered" and early["answered_by"] == "cara"
+        assert await ctx_of(app).store.jobs.find_one({"_id": "response:i-9"}) is None
 
         visit = (await client.post("/api/v1/visits", json={"customer_id": cid, "purpose": "quarterly review",
                                                             "planned_for": start.isoformat()}, headers=agent)).json()
@@ -357,9 +371,10 @@ async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, 
         assert (await client.get("/api/v1/kpis/customer", params=window, headers=agent)).status_code == 403
         kpis = (await client.get("/api/v1/kpis/customer", params=window, headers=who(settings, Role.supervisor))).json()
         rt = kpis["response_timeliness"]
-        assert rt["on_time"] == 1 and rt["overdue_unanswered"] == 1 and rt["timeliness_rate"] == 0.5
+        assert rt["on_time"] == 2 and rt["overdue_unanswered"] == 1 and rt["timeliness_rate"] == 0.6667
         assert rt["per_handler"]["amy"]["on_time"] == 1 and rt["per_handler"]["ben"]["overdue_unanswered"] == 1
-        assert kpis["counts"]["contacts"] == 3 and kpis["counts"]["registered"] == 1 and kpis["churn"]["customers"] == 1
+        assert rt["per_handler"]["cara"]["timeliness_rate"] == 1.0
+        assert kpis["counts"]["contacts"] == 5 and kpis["counts"]["registered"] == 2 and kpis["churn"]["customers"] == 2
 
 
 async def test_master_key_rotation_rewraps_data_keys(make_settings, topics) -> None:
