@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import os
 import re
 import shutil
@@ -202,7 +203,11 @@ def _java_cmd(main: str, *args: str) -> list[str]:
 def start_kafka() -> None:
     provision_kafka()
     pid = _read_pid("kafka")
-    if _alive(pid) and _port_open(KAFKA_PORT):
+    if _alive(pid):
+        if not _port_open(KAFKA_PORT):
+            # Still starting (loading its logs can take a while): wait for it, never start a second one.
+            say(f"kafka (pid {pid}) is starting; waiting for it")
+            _wait_until("kafka", lambda: _port_open(KAFKA_PORT), timeout=600)
         say(f"kafka already running (pid {pid}) on {KAFKA_HOST}:{KAFKA_PORT}")
         return
     if pid is not None and not _alive(pid):
@@ -248,7 +253,10 @@ def provision_ferretdb() -> None:
 def start_ferretdb() -> None:
     provision_ferretdb()
     pid = _read_pid("ferretdb")
-    if _alive(pid) and _port_open(MONGO_PORT):
+    if _alive(pid):
+        if not _port_open(MONGO_PORT):
+            say(f"ferretdb (pid {pid}) is starting; waiting for it")
+            _wait_until("ferretdb", lambda: _port_open(MONGO_PORT), timeout=300)
         say(f"ferretdb already running (pid {pid}) on 127.0.0.1:{MONGO_PORT}")
         return
     if pid is not None and not _alive(pid):
@@ -334,9 +342,12 @@ def ensure_topics() -> None:
 
 
 def up() -> None:
-    start_ferretdb()
-    start_kafka()
-    ensure_topics()
+    RUN.mkdir(parents=True, exist_ok=True)
+    with open(RUN / "infra.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        start_ferretdb()
+        start_kafka()
+        ensure_topics()
     say(f"ready: kafka {KAFKA_HOST}:{KAFKA_PORT}, store mongodb://127.0.0.1:{MONGO_PORT}")
 
 

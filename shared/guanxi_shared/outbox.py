@@ -51,6 +51,9 @@ class OutboxRelay:
         self._collections = list(collections)
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        # One publisher per document at a time in this process: ``flush`` after a write and the
+        # polling loop often reach the same document together, and would both publish its entries.
+        self._doc_locks: dict[tuple[str, Any], asyncio.Lock] = {}
         self.published = 0
 
     def kick(self) -> None:
@@ -79,6 +82,21 @@ class OutboxRelay:
         return sum(counts)
 
     async def _publish_doc(self, collection: AsyncCollection[Any], doc: dict[str, Any]) -> int:
+        key = (collection.full_name, doc["_id"])
+        lock = self._doc_locks.setdefault(key, asyncio.Lock())
+        contended = lock.locked()
+        async with lock:
+            if contended:
+                # Another pass published while we waited: what we read may be gone already.
+                fresh = await collection.find_one({"_id": doc["_id"]}, {"outbox": 1})
+                doc = fresh or {"_id": doc["_id"]}
+            try:
+                return await self._publish_entries(collection, doc)
+            finally:
+                if not lock._waiters:  # no one queued behind us: forget the lock
+                    self._doc_locks.pop(key, None)
+
+    async def _publish_entries(self, collection: AsyncCollection[Any], doc: dict[str, Any]) -> int:
         entries = sorted((doc.get("outbox") or {}).items(), key=lambda kv: kv[1].get("seq", 0))
         for event_id, entry in entries:
             event = decode_event(entry["value"])

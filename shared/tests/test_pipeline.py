@@ -134,3 +134,24 @@ async def test_same_event_delivered_twice_has_one_effect(make_settings, topics, 
         assert len(set(ids)) == 2
     finally:
         await runtime.stop()
+
+
+async def test_flush_racing_the_polling_relay_publishes_each_entry_once(make_settings, topics, tap) -> None:
+    settings = make_settings(DemoSettings, outbox_poll_seconds=0.01)
+    runtime = ServiceRuntime(settings)
+    runtime.outbox_collections("customers")
+    follow_ups = await tap("customer.tier_changed")
+    await runtime.start()
+    try:
+        customers = runtime.db["customers"]
+        events = [new_event("customer.tier_changed", f"c-{i}", {"n": i}, source="demo") for i in range(30)]
+        for i, event in enumerate(events):
+            await customers.update_one({"_id": f"c-{i}"}, {"$set": outbox_set([event])}, upsert=True)
+            runtime.relay.kick()
+            await runtime.relay.flush(customers, [f"c-{i}"])  # races the loop woken just above
+        await follow_ups.wait_for(lambda t: len(t.records) >= 30, what="30 follow-ups")
+        await follow_ups.settle(1.0)
+        ids = [json.loads(r.value)["id"] for r in follow_ups.records]
+        assert sorted(ids) == sorted(e.id for e in events)  # each exactly once
+    finally:
+        await runtime.stop()
