@@ -43,7 +43,9 @@ def setup_logging(service_name: str, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def setup_tracing(service_name: str, service_version: str, *, extra_processors: list[SpanProcessor] | None = None) -> TracerProvider:
+def setup_tracing(
+    service_name: str, service_version: str, *, extra_processors: list[SpanProcessor] | None = None
+) -> TracerProvider:
     """Install the global tracer provider (once per process) and instrument PyMongo and httpx."""
     global _configured
     if _configured is None:

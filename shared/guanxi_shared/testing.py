@@ -30,8 +30,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from pymongo import AsyncMongoClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pymongo import AsyncMongoClient
 
 from .settings import ServiceSettings
 from .telemetry import setup_tracing

@@ -6,12 +6,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from guanxi_shared.contracts.inbound import ComplaintReceived, PurchaseCompleted
 from guanxi_shared.events import CloudEvent, InvalidEvent, decode_event, new_event, parse_data, register_upcaster
 from guanxi_shared.topics import ALL_TOPICS, CATALOGUE
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_envelope_round_trips_with_extensions() -> None:
@@ -54,7 +53,9 @@ def test_contract_errors_name_the_field() -> None:
 
 
 def test_upcaster_turns_old_payloads_into_the_current_shape() -> None:
-    register_upcaster("test.upcast_demo", 1, lambda d: {k: v for k, v in d.items() if k != "full_name"} | {"name": d["full_name"]})
+    register_upcaster(
+        "test.upcast_demo", 1, lambda d: {k: v for k, v in d.items() if k != "full_name"} | {"name": d["full_name"]}
+    )
     old = new_event("test.upcast_demo", "c", {"full_name": "Li"}, source="s", dataversion=1)
     current = decode_event(old.to_json())
     assert current.dataversion == 2 and current.data == {"name": "Li"}
