@@ -135,10 +135,13 @@ async def test_customer_journey_from_complaint_to_survey_answer(e2e_platform: Pl
     in_trace = {s.service for s in p.traces.snapshot() if s.trace_id == trace_id}
     assert {"gateway", "complaints", "notifications"} <= in_trace, in_trace  # parented, not only linked
     async with p.client("auditor", "audrey") as auditor:
-        audited = await auditor.get("/api/v1/audit/records", params={"trace_id": trace_id, "limit": 100})
-        assert audited.status_code == 200, audited.text
-        types = {r.get("type") for r in audited.json()["items"]}
-        assert {"complaint.received", "access.recorded"} <= types, types
+
+        async def audited_types() -> set[str]:
+            response = await auditor.get("/api/v1/audit/records", params={"trace_id": trace_id, "limit": 200})
+            return {r.get("type") for r in response.json()["items"]} if response.status_code == 200 else set()
+
+        await eventually(audited_types, lambda types: {"complaint.received", "access.recorded"} <= types, timeout=30,
+                         what="the audit records of the complaint's trace")
 
 
 async def _async(value: Any) -> Any:

@@ -19,7 +19,7 @@ async def test_no_server_errors_and_no_schema_violations(e2e_platform: Platform)
         sys.executable, "-m", "schemathesis.cli", "run", f"{p.gateway.url}/openapi.json",
         "--checks", "not_a_server_error,response_schema_conformance",
         "--mode", "positive", "--max-examples", "4", "--seed", "20261123", "--no-shrink",
-        "--max-time", "50", "--workers", "2", "--request-timeout", "20", "--suppress-health-check", "all",
+        "--max-time", "30", "--workers", "2", "--request-timeout", "20", "--suppress-health-check", "all",
         "--header", f"Authorization: Bearer {p.token('admin', 'schemathesis')}",
         # Erasing customers or retiring templates at random would only test the fuzzer's luck.
         "--exclude-method", "DELETE",
