@@ -14,6 +14,7 @@ import pytest
 from e2e_support import SERVICES, MailSink, Process, TraceReceiver, base_env, free_port, spawn, stop, wait_ready
 from guanxi_gateway.settings import GatewaySettings
 from guanxi_gateway.token import issue_token
+from guanxi_shared.settings import DEV_SECRET
 from guanxi_shared.testing import Infra, create_topics, delete_topics
 from guanxi_shared.topics import CATALOGUE
 
@@ -29,7 +30,10 @@ class Platform:
     logdir: Path
 
     def token(self, role: str, subject: str = "alice") -> str:
-        return issue_token(GatewaySettings(), subject, [role])
+        # The gateway subprocess gets no GATEWAY_* variables of this shell: sign with the same defaults.
+        local = GatewaySettings(environment="local", jwt_secret=DEV_SECRET, jwt_issuer="guanxi-local",
+                                jwt_audience="guanxi-api", jwks_url=None)
+        return issue_token(local, subject, [role])
 
     def headers(self, role: str, subject: str = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role, subject)}"}

@@ -1,18 +1,23 @@
 """One customer's journey through the whole platform, driven only through the gateway's HTTP API
 (and read back from the SMTP sink and the OTLP receiver): register, complain, get the acknowledgement
-email, walk the case to resolution, answer the survey through its link, read the timeline, the KPIs
+email, walk the case to resolution, answer the survey through its link, see an order system's purchase
+published straight to Kafka, read the timeline, the KPIs
 and the audit chain, and find one trace that spans gateway, complaints, notifications and audit."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from e2e_support import text_of
+from guanxi_shared.events import new_event
 from guanxi_shared.testing import eventually
+from guanxi_shared.topics import PURCHASE_COMPLETED
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
@@ -102,10 +107,24 @@ async def test_customer_journey_from_complaint_to_survey_answer(e2e_platform: Pl
         assert notifications.status_code == 200 and notifications.json()["items"]
         assert all("status" in n and address not in str(n) for n in notifications.json()["items"])
 
-        # The 360° view tells the story.
+        # An order system publishes a purchase straight to Kafka, as the inbound contract allows.
+        order_id = f"SO-{uuid.uuid4().hex[:10]}"
+        purchase = new_event(PURCHASE_COMPLETED, customer_id, {
+            "order_id": order_id, "customer_id": customer_id, "amount": "199.00", "currency": "CNY", "channel": "store",
+            "purchased_at": datetime.now(UTC).isoformat(),
+            "items": [{"sku": "TEA-01", "name": "龙井 250g", "quantity": 1, "unit_price": "199.00"}]}, source="pos-system")
+        producer = AIOKafkaProducer(bootstrap_servers=p.kafka, enable_idempotence=True)
+        await producer.start()
+        try:
+            await producer.send_and_wait(p.prefix + PURCHASE_COMPLETED, purchase.to_json(), key=customer_id.encode())
+        finally:
+            await producer.stop()
+
+        # The 360° view tells the story: the complaint and the purchase.
         timeline = await eventually(lambda: _json(agent, f"/api/v1/customers/{customer_id}/timeline"),
-                                    lambda t: t is not None and complaint_id in str(t), timeout=60, what="timeline")
-        assert timeline
+                                    lambda t: t is not None and complaint_id in str(t) and order_id in str(t),
+                                    timeout=60, what="timeline with the complaint and the purchase")
+        assert address not in str(timeline)  # staff see masked personal data
 
         # KPIs of the period gather every service, each figure beside its target.
         kpis = await supervisor.get("/api/v1/kpis")
