@@ -1,6 +1,244 @@
-"""Benchmark runner; the measurements arrive with the load-and-faults issue."""
+"""``make bench``: ceiling, ingest, naive peer and gateway, interleaved and repeated, on one machine.
 
+Prints a table, writes the full results to ``bench/results/<timestamp>.json`` and prints the
+headline figures as one JSON object on the last line. Sizes via environment variables:
+``GUANXI_BENCH_EVENTS`` (backlog, default 20000), ``GUANXI_BENCH_CUSTOMERS`` (keys, 2000),
+``GUANXI_BENCH_PARTITIONS`` (of purchase.completed, 6), ``GUANXI_BENCH_REPEATS`` (2),
+``GUANXI_BENCH_WINDOW`` (seconds measured per run, 12), ``GUANXI_BENCH_HTTP_SECONDS`` (8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
 import json
+import logging
+import os
+import platform as stdlib_platform
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-print("no benchmarks yet")
-print(json.dumps({}))
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from guanxi_shared.topics import CUSTOMER_TIER_CHANGED, PURCHASE_COMPLETED
+from pymongo import AsyncMongoClient
+
+from . import ceiling, ingest, naive
+from .common import ROOT, create_topics, delete_topics, fill_backlog, run_id, target
+from .gateway import GatewayBench
+
+EVENTS = int(os.environ.get("GUANXI_BENCH_EVENTS", "20000"))
+CUSTOMERS = int(os.environ.get("GUANXI_BENCH_CUSTOMERS", "2000"))
+PARTITIONS = int(os.environ.get("GUANXI_BENCH_PARTITIONS", "6"))
+REPEATS = int(os.environ.get("GUANXI_BENCH_REPEATS", "2"))
+WINDOW = float(os.environ.get("GUANXI_BENCH_WINDOW", "12"))
+WARMUP = float(os.environ.get("GUANXI_BENCH_WARMUP", "3"))
+HTTP_SECONDS = int(os.environ.get("GUANXI_BENCH_HTTP_SECONDS", "8"))
+HTTP_CONNECTIONS = int(os.environ.get("GUANXI_BENCH_HTTP_CONNECTIONS", "32"))
+RESULTS = ROOT / "bench" / "results"
+
+
+def fmt(values: Any) -> str:
+    return "  ".join(f"{v:.0f}" for v in values)
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", flush=True)
+
+
+async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError:  # a fresh broker creates its offsets topic on first use
+        return 0
+    return sum(max(m.offset, 0) for tp, m in offsets.items() if tp.topic == topic)
+
+
+async def measure(kafka: str, groups: list[str], topic: str, total: int) -> dict[str, Any]:
+    """Steady-state rate of committed (= stored) events: after a warm-up, over a fixed window."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        async def counts() -> list[int]:
+            return [await committed(admin, g, topic) for g in groups]
+
+        deadline = time.monotonic() + 120
+        while min(await counts()) == 0:  # joined and first batch stored
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no progress from {groups}")
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(WARMUP)
+        t1, c1 = time.monotonic(), await counts()
+        t2, c2 = t1, c1
+        while time.monotonic() - t1 < WINDOW and min(c2) < total:
+            await asyncio.sleep(0.5)
+            t2, c2 = time.monotonic(), await counts()
+        rates = [(b - a) / (t2 - t1) for a, b in zip(c1, c2, strict=True)]
+        return {"eps": min(rates), "per_group": dict(zip(groups, rates, strict=True)), "seconds": t2 - t1,
+                "events": min(b - a for a, b in zip(c1, c2, strict=True))}
+    finally:
+        await admin.close()
+
+
+async def run_ceiling(kafka: str, mongo: str, prefix: str, suffix: str) -> dict[str, Any]:
+    stop = asyncio.Event()
+    group = f"bench-ceiling-{suffix}"
+    task = asyncio.create_task(ceiling.run(kafka, mongo, f"bench_ceiling_{suffix}", prefix + PURCHASE_COMPLETED,
+                                           prefix + CUSTOMER_TIER_CHANGED, group, stop))
+    try:
+        return await measure(kafka, [group], prefix + PURCHASE_COMPLETED, EVENTS)
+    finally:
+        stop.set()
+        await task
+
+
+async def run_naive(kafka: str, mongo: str, prefix: str, suffix: str) -> dict[str, Any]:
+    group = f"bench-naive-{suffix}"
+    broker, client = naive.build(kafka, mongo, f"bench_naive_{suffix}", prefix + PURCHASE_COMPLETED,
+                                 prefix + CUSTOMER_TIER_CHANGED, group)
+    await broker.start()
+    try:
+        return await measure(kafka, [group], prefix + PURCHASE_COMPLETED, EVENTS)
+    finally:
+        await broker.stop()
+        await client.close()
+
+
+async def run_ingest(kafka: str, mongo: str, prefix: str, suffix: str) -> dict[str, Any]:
+    customer, surveys = ingest.settings_for(kafka, mongo, prefix, suffix)
+    async with ingest.running(*ingest.apps(customer, surveys)):
+        result = await measure(kafka, [customer.consumer_group, surveys.consumer_group], prefix + PURCHASE_COMPLETED, EVENTS)
+    return result
+
+
+def versions() -> dict[str, Any]:
+    out: dict[str, Any] = {"python": sys.version.split()[0], "machine": stdlib_platform.machine(),
+                           "cpus": os.cpu_count(), "kernel": stdlib_platform.release()}
+    with contextlib.suppress(OSError):
+        out["cpu"] = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                           if line.startswith("model name")), "?")
+    for pkg in ("faststream", "aiokafka", "pymongo", "fastapi", "uvicorn", "pydantic", "opentelemetry-sdk"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[pkg] = importlib.metadata.version(pkg)
+    libs = ROOT / ".local" / "kafka" / "libs"
+    out["kafka"] = next((p.name[len("kafka_2.13-"):-4] for p in libs.glob("kafka_2.13-*.jar")), "?") if libs.exists() else "?"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out["ferretdb"] = subprocess.run([str(ROOT / ".local" / "bin" / "ferretdb"), "--version"], capture_output=True,  # noqa: S603
+                                         text=True, timeout=10).stdout.split("\n")[0]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out["wrk"] = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=5).stdout.split("\n")[0]  # noqa: S607
+    return out
+
+
+async def main() -> dict[str, Any]:
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("aiokafka", "faststream", "guanxi"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("OTEL_SDK_DISABLED", "false")
+    where = target()
+    rid = run_id()
+    prefix = f"{rid}."
+    say(f"infrastructure: {where.origin} (kafka {where.kafka}, store {where.mongodb_url}); run {rid}")
+    await create_topics(where.kafka, prefix, PARTITIONS)
+    fill = await fill_backlog(where.kafka, prefix + PURCHASE_COMPLETED, EVENTS, CUSTOMERS)
+    say(f"backlog: {EVENTS} purchases over {CUSTOMERS} customers, {PARTITIONS} partitions, written in {fill:.1f}s")
+
+    variants: dict[str, Callable[[str, str, str, str], Awaitable[dict[str, Any]]]] = {
+        "ceiling": run_ceiling, "ingest": run_ingest, "naive": run_naive}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    order = list(variants)
+    for repeat in range(REPEATS):
+        for name in order if repeat % 2 == 0 else list(reversed(order)):
+            suffix = f"{rid}_{name}_{repeat}"
+            result = await variants[name](where.kafka, where.mongodb_url, prefix, suffix)
+            runs[name].append(result)
+            say(f"repeat {repeat + 1}/{REPEATS} {name:<8} {result['eps']:8.1f} events/s  ({result['per_group']})")
+
+    gateway: dict[str, Any] = {"rounds": []}
+    gw = GatewayBench(where.kafka, where.mongodb_url, prefix, rid)
+    try:
+        await gw.start()
+        for repeat in range(REPEATS):
+            round_ = await gw.measure(HTTP_SECONDS, HTTP_CONNECTIONS)
+            gateway["rounds"].append(round_)
+            say(f"repeat {repeat + 1}/{REPEATS} gateway {round_['gateway']['rps']:.0f} rps (p99 {round_['gateway']['p99_ms']:.1f} ms), "
+                f"baseline {round_['baseline']['rps']:.0f} rps (p99 {round_['baseline']['p99_ms']:.1f} ms)")
+    except Exception as exc:
+        gateway["error"] = f"{type(exc).__name__}: {exc}"
+        gateway["logs"] = gw.logs()
+        say(f"gateway benchmark failed: {gateway['error']}")
+    finally:
+        gw.stop()
+
+    def best(name: str) -> float:
+        return max(r["eps"] for r in runs[name]) if runs[name] else float("nan")
+
+    def median(values: list[float]) -> float:
+        s = sorted(values)
+        return s[len(s) // 2] if s else float("nan")
+
+    ceiling_eps, ingest_eps, naive_eps = (median([r["eps"] for r in runs[n]]) for n in ("ceiling", "ingest", "naive"))
+    gw_rps = median([r["gateway"]["rps"] for r in gateway["rounds"]]) if gateway["rounds"] else None
+    base_rps = median([r["baseline"]["rps"] for r in gateway["rounds"]]) if gateway["rounds"] else None
+    headline = {
+        "ingest_eps": round(ingest_eps, 1),
+        "ceiling_eps": round(ceiling_eps, 1),
+        "naive_eps": round(naive_eps, 1),
+        "ingest_ratio": round(ingest_eps / ceiling_eps, 3) if ceiling_eps else None,
+        "ingest_vs_naive": round(ingest_eps / naive_eps, 2) if naive_eps else None,
+        "ack_p99_ms": None,
+        "gateway_rps": round(gw_rps, 1) if gw_rps else None,
+        "gateway_ratio": round(gw_rps / base_rps, 3) if gw_rps and base_rps else None,
+    }
+    full = {"run": rid, "at": datetime.now(UTC).isoformat(), "infrastructure": where.origin,
+            "settings": {"events": EVENTS, "customers": CUSTOMERS, "partitions": PARTITIONS, "repeats": REPEATS,
+                         "window_s": WINDOW, "warmup_s": WARMUP, "http_seconds": HTTP_SECONDS,
+                         "http_connections": HTTP_CONNECTIONS, "batch_max_records": 500},
+            "versions": versions(), "runs": runs, "gateway": gateway, "best": {n: best(n) for n in runs},
+            "latency": {"measured": False, "reason": "complaint → acknowledgement email not measured in this run"},
+            "headline": headline}
+
+    print()
+    print(f"{'benchmark':<34}{'median':>12}{'runs':>30}")
+    for name, label in (("ceiling", "ceiling (raw aiokafka, bulk_write)"), ("ingest", "ingest (customer + surveys)"),
+                        ("naive", "naive FastStream peer")):
+        print(f"{label:<34}{headline[name + '_eps']:>9} e/s{fmt(r['eps'] for r in runs[name]):>30}")
+    if gateway["rounds"]:
+        print(f"{'gateway GET /customers/{id}':<34}{gw_rps:>9.0f} rps"
+              f"{fmt(r['gateway']['rps'] for r in gateway['rounds']):>30}")
+        print(f"{'plain FastAPI baseline':<34}{base_rps:>9.0f} rps"
+              f"{fmt(r['baseline']['rps'] for r in gateway['rounds']):>30}")
+    print(f"ratios: ingest/ceiling {headline['ingest_ratio']}, ingest/naive {headline['ingest_vs_naive']}, "
+          f"gateway/baseline {headline['gateway_ratio']}")
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(full, indent=2, default=str))
+    say(f"full results: {path.relative_to(ROOT)}")
+    await cleanup(where.kafka, where.mongodb_url, prefix, rid)
+    return headline
+
+
+async def cleanup(kafka: str, mongodb_url: str, prefix: str, rid: str) -> None:
+    with contextlib.suppress(Exception):
+        await delete_topics(kafka, prefix)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        for name in await client.list_database_names():
+            if rid in name:
+                await client.drop_database(name)
+    except Exception as exc:
+        say(f"cleanup of databases failed: {exc}")
+    finally:
+        await client.close()
+
+
+if __name__ == "__main__":
+    headline = asyncio.run(main())
+    print(json.dumps(headline))
