@@ -1,8 +1,8 @@
-"""One customer's journey through the whole platform, driven only through the gateway's HTTP API
-(and read back from the SMTP sink and the OTLP receiver): register, complain, get the acknowledgement
-email, walk the case to resolution, answer the survey through its link, see an order system's purchase
-published straight to Kafka, read the timeline, the KPIs
-and the audit chain, and find one trace that spans gateway, complaints, notifications and audit."""
+"""One customer's journey through the whole platform, driven only through the gateway's HTTP API and
+Kafka (and read back from the SMTP sink and the OTLP receiver): register, complain, get the
+acknowledgement email, walk the case to resolution, answer the survey through its link, see an order
+system's purchase published straight to Kafka, read the timeline, the KPIs and the audit chain, and
+find one trace that spans gateway, complaints, notifications and audit."""
 
 from __future__ import annotations
 
