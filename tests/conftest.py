@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +18,8 @@ from guanxi_gateway.token import issue_token
 from guanxi_shared.settings import DEV_SECRET
 from guanxi_shared.testing import Infra, create_topics, delete_topics
 from guanxi_shared.topics import CATALOGUE
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 
 @dataclass
@@ -110,4 +113,16 @@ async def e2e_platform(infra: Infra, mail_sink: MailSink, trace_receiver: TraceR
     finally:
         stop(list(processes.values()))
         await delete_topics(infra.kafka, names)
+        await drop_databases(infra.mongodb_url, [f"e2e_{name}_{run}" for name in (*SERVICES, "gateway")])
+
+
+async def drop_databases(url: str, names: list[str]) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, serverSelectionTimeoutMS=5_000)
+    try:
+        for name in names:
+            await client.drop_database(name)
+    except PyMongoError:
+        pass  # cleanup only
+    finally:
+        await client.close()
 
