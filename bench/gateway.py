@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=open(log, "ab"),  # noqa: S603, SIM115
+    return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=open(log, "ab"),  # noqa: S603
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 

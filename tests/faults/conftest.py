@@ -18,8 +18,8 @@ from guanxi_shared.testing import Infra
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
-from instance import Instance  # noqa: E402
 from fault_harness import Ledger  # noqa: E402
+from instance import Instance  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, **fault_env: str) -> ServiceProcess:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
             [sys.executable, "-P", str(SERVE), *self.target], cwd=ROOT, env={**self.env, **fault_env},
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -153,7 +153,8 @@ class Ledger:
     """Reads the subject's store directly (the test is the auditor of the effects)."""
 
     def __init__(self, mongodb_url: str, database: str) -> None:
-        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, serverSelectionTimeoutMS=20_000, tz_aware=True)
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, serverSelectionTimeoutMS=20_000,
+                                                                          tz_aware=True)
         self.db = self.client[database]
 
     async def docs(self) -> dict[str, dict[str, Any]]:

@@ -24,9 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from guanxi_shared.messaging import Delivery, EventConsumer, EventPublisher  # noqa: E402
-from guanxi_shared.runtime import serve  # noqa: E402
-from faststream.kafka.annotations import KafkaMessage  # noqa: E402 - FastStream injects by this annotation
+from faststream.kafka.annotations import KafkaMessage
+from guanxi_shared.messaging import Delivery, EventConsumer, EventPublisher
+from guanxi_shared.runtime import serve
 
 CRASH_CODE = 137
 
