@@ -6,47 +6,26 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from e2e_support import SERVICES, MailSink, Process, TraceReceiver, base_env, free_port, spawn, stop, wait_ready
-from guanxi_gateway.settings import GatewaySettings
-from guanxi_gateway.token import issue_token
-from guanxi_shared.settings import DEV_SECRET
+from e2e_support import (
+    SERVICES,
+    MailSink,
+    Platform,
+    Process,
+    TraceReceiver,
+    base_env,
+    free_port,
+    spawn,
+    stop,
+    wait_ready,
+)
 from guanxi_shared.testing import Infra, create_topics, delete_topics
 from guanxi_shared.topics import CATALOGUE
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
-
-
-@dataclass
-class Platform:
-    gateway: Process
-    services: dict[str, Process]
-    mail: MailSink
-    traces: TraceReceiver
-    prefix: str
-    kafka: str
-    logdir: Path
-
-    def token(self, role: str, subject: str = "alice") -> str:
-        # The gateway subprocess gets no GATEWAY_* variables of this shell: sign with the same defaults.
-        local = GatewaySettings(environment="local", jwt_secret=DEV_SECRET, jwt_issuer="guanxi-local",
-                                jwt_audience="guanxi-api", jwks_url=None)
-        return issue_token(local, subject, [role])
-
-    def headers(self, role: str, subject: str = "alice") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(role, subject)}"}
-
-    def client(self, role: str | None = None, subject: str = "alice") -> httpx.AsyncClient:
-        headers = self.headers(role, subject) if role else {}
-        return httpx.AsyncClient(base_url=self.gateway.url, headers=headers, timeout=30.0)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.tail(25)}" for p in [*self.services.values(), self.gateway])
 
 
 @pytest.fixture(scope="session")

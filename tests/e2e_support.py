@@ -22,7 +22,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiosmtpd.controller import Controller
+from guanxi_gateway.settings import GatewaySettings
+from guanxi_gateway.token import issue_token
+from guanxi_shared.settings import DEV_SECRET
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -232,3 +236,30 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(extra)
     return env
+
+
+@dataclass
+class Platform:
+    gateway: Process
+    services: dict[str, Process]
+    mail: MailSink
+    traces: TraceReceiver
+    prefix: str
+    kafka: str
+    logdir: Path
+
+    def token(self, role: str, subject: str = "alice") -> str:
+        # The gateway subprocess gets no GATEWAY_* variables of this shell: sign with the same defaults.
+        local = GatewaySettings(environment="local", jwt_secret=DEV_SECRET, jwt_issuer="guanxi-local",
+                                jwt_audience="guanxi-api", jwks_url=None)
+        return issue_token(local, subject, [role])
+
+    def headers(self, role: str, subject: str = "alice") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, subject)}"}
+
+    def client(self, role: str | None = None, subject: str = "alice") -> httpx.AsyncClient:
+        headers = self.headers(role, subject) if role else {}
+        return httpx.AsyncClient(base_url=self.gateway.url, headers=headers, timeout=30.0)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.tail(25)}" for p in [*self.services.values(), self.gateway])

@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from conftest import Platform
+from e2e_support import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

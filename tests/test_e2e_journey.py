@@ -14,14 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from e2e_support import text_of
+from e2e_support import Platform, text_of
 from guanxi_shared.events import new_event
 from guanxi_shared.testing import eventually
 from guanxi_shared.topics import PURCHASE_COMPLETED
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-
-from conftest import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -8,8 +8,7 @@ import os
 import sys
 
 import pytest
-
-from conftest import Platform
+from e2e_support import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 BUDGET_SECONDS = int(os.environ.get("GUANXI_SCHEMATHESIS_SECONDS", "30"))
