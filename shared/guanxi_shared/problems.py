@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bson.errors import InvalidDocument, InvalidStringData
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -61,6 +62,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthenticated", 403: "Forbidden"}
         return problem_response(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail), request,
                                 headers=getattr(exc, "headers", None))
+
+    # Input that passed validation but cannot be stored (unpaired surrogates, NUL or '.'/'$' in a
+    # key built from a path parameter): the caller's fault, so a 422 with the reason, never a 500.
+    @app.exception_handler(UnicodeEncodeError)
+    @app.exception_handler(InvalidDocument)
+    @app.exception_handler(InvalidStringData)
+    async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(422, "Invalid request", f"the request holds a value that cannot be stored: {exc}", request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
