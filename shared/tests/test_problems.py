@@ -5,9 +5,8 @@ from __future__ import annotations
 import bson
 import httpx
 from fastapi import FastAPI
-from pydantic import BaseModel
-
 from guanxi_shared.problems import PROBLEM_JSON, Problem, install_problem_handlers
+from pydantic import BaseModel
 
 
 class Note(BaseModel):
