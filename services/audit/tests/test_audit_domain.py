@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence, Set
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,8 +37,8 @@ def chain(n: int, subject: str = "c-1") -> list[dict[str, Any]]:
     return domain.seal_chain(caps, 0, domain.GENESIS_HASH)
 
 
-def verify(records: list[dict[str, Any]], checkpoints: list[dict[str, Any]] = (), head: int | None = None,
-           erased: set[str] = frozenset()) -> domain.Break | None:
+def verify(records: list[dict[str, Any]], checkpoints: Sequence[dict[str, Any]] = (), head: int | None = None,
+           erased: Set[str] = frozenset()) -> domain.Break | None:
     v = domain.ChainVerifier(KEY, checkpoints, erased_subjects=erased, personal_fields=DEFAULT_PERSONAL_FIELDS,
                              marker=MARKER)
     for r in sorted(records, key=lambda r: r["seq"]):

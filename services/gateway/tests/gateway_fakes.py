@@ -8,7 +8,7 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
 import uvicorn
@@ -18,7 +18,7 @@ from guanxi_shared.auth import IDENTITY_HEADER, CurrentIdentity, Identity
 from guanxi_shared.problems import install_problem_handlers
 from pydantic import BaseModel
 
-Caller = CurrentIdentity  # verifies X-Guanxi-Identity like a real service
+Caller: TypeAlias = CurrentIdentity  # verifies X-Guanxi-Identity like a real service
 
 
 class NewCustomer(BaseModel):
