@@ -125,7 +125,7 @@ class GatewayBench:
 
         self.token = issue_token(GatewaySettings(), "bench-agent", ["agent"])
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.ports['gateway']}",
-                                     headers={"Authorization": f"Bearer {self.token}"}) as client:
+                                     headers={"Authorization": f"Bearer {self.token}"}, timeout=60) as client:
             r = await client.post("/api/v1/customers", json={"name": "Wang Fang", "phone": "+8613812345678",
                                                              "email": "wang.fang@example.com", "consents": ["service"]})
             r.raise_for_status()
