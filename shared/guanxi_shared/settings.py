@@ -35,8 +35,9 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str = Field("", description="defaults to guanxi_<service>")
     # FerretDB 1.24 (the local store) does not make one update atomic against updates arriving on
     # other connections: concurrent $inc/$set/$unset on one document lose writes (measured: 200
-    # concurrent $inc -> 41). One connection per process serialises this process's writes, and
-    # SQLite serialises writes anyway, so it costs little there. 0 = 1 in local mode, else 100.
+    # concurrent $inc -> 41). MONGODB_MAX_POOL_SIZE=1 serialises a process's writes and avoids it,
+    # but a service that needs a second connection while one is held then waits forever (the
+    # surveys service does), so it is opt-in. 0 = the driver's default (100).
     mongodb_max_pool_size: int = _common("MONGODB_MAX_POOL_SIZE", 0, ge=0)
     topic_prefix: str = _common("GUANXI_TOPIC_PREFIX", "", description="test isolation only")
     consumer_group: str = Field("", description="defaults to guanxi-<service>")
