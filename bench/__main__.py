@@ -18,6 +18,7 @@ import os
 import platform as stdlib_platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from pymongo import AsyncMongoClient
 
 from . import ceiling, ingest, naive
 from .common import ROOT, create_topics, delete_topics, fill_backlog, run_id, target
-from .gateway import GatewayBench
+from .gateway import GatewayBench, free_port, spawn
 
 EVENTS = int(os.environ.get("GUANXI_BENCH_EVENTS", "1000"))
 CUSTOMERS = int(os.environ.get("GUANXI_BENCH_CUSTOMERS", "200"))
@@ -114,17 +115,29 @@ async def run_naive(kafka: str, mongo: str, prefix: str, suffix: str) -> dict[st
 
 
 async def run_ingest(kafka: str, mongo: str, prefix: str, suffix: str) -> dict[str, Any]:
+    """The real services as separate processes (as deployed: each its own process and group)."""
     customer, surveys = ingest.settings_for(kafka, mongo, prefix, suffix)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGODB_URL": mongo, "GUANXI_TOPIC_PREFIX": prefix, "LOG_LEVEL": "WARNING",
+           "CUSTOMER_MONGODB_DATABASE": customer.mongodb_database, "CUSTOMER_CONSUMER_GROUP": customer.consumer_group,
+           "CUSTOMER_HTTP_PORT": str(free_port()),
+           "SURVEYS_MONGODB_DATABASE": surveys.mongodb_database, "SURVEYS_CONSUMER_GROUP": surveys.consumer_group,
+           "SURVEYS_HTTP_PORT": str(free_port())}
+    logs = Path(tempfile.mkdtemp(prefix="guanxi-bench-ingest-"))
     started = time.monotonic()
-    stack = ingest.running(*ingest.apps(customer, surveys))
-    await stack.__aenter__()
+    procs = [spawn([sys.executable, "-m", f"guanxi_{name}"], env, logs / f"{name}.log") for name in ("customer", "surveys")]
     try:
-        return await measure(kafka, [customer.consumer_group, surveys.consumer_group], prefix + PURCHASE_COMPLETED, EVENTS,
-                             started)
+        result = await measure(kafka, [customer.consumer_group, surveys.consumer_group], prefix + PURCHASE_COMPLETED, EVENTS,
+                               started)
+        result["logs"] = str(logs)
+        return result
     finally:
-        # Stopping waits for in-flight handlers (graceful timeout); a stalled one is not worth the wait here.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(stack.__aexit__(None, None, None), timeout=20)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                await asyncio.to_thread(p.wait, 30)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 def versions() -> dict[str, Any]:
