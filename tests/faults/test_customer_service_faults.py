@@ -50,7 +50,8 @@ async def effects(infra, isolation) -> AsyncIterator[CustomerEffects]:
 async def test_customer_service_sigkill_before_commit_counts_every_order_once(infra, topics, isolation, effects, logs) -> None:
     env = {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka, "MONGODB_URL": infra.mongodb_url, "GUANXI_TOPIC_PREFIX": topics,
            "CUSTOMER_MONGODB_DATABASE": f"fault_customer_{isolation}", "CUSTOMER_CONSUMER_GROUP": f"fault-customer-{isolation}",
-           "CUSTOMER_OUTBOX_POLL_SECONDS": "0.2", "MONGODB_MAX_POOL_SIZE": "1", "CUSTOMER_BATCH_MAX_RECORDS": "20"}  # several batches: die after the 2nd
+           "CUSTOMER_OUTBOX_POLL_SECONDS": "0.2", "MONGODB_MAX_POOL_SIZE": "1",
+           "CUSTOMER_BATCH_MAX_RECORDS": "20"}  # several batches: die after the 2nd
     stream = NumberedStream(infra.kafka, topics + PURCHASE_COMPLETED, customers=10)
     await stream.run(120)
     service = ServiceProcess(env, target=CUSTOMER, prefix="CUSTOMER_", log_path=logs / "customer.log")
