@@ -35,9 +35,9 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str = Field("", description="defaults to guanxi_<service>")
     # FerretDB 1.24 (the local store) does not make one update atomic against updates arriving on
     # other connections: concurrent $inc/$set/$unset on one document lose writes (measured: 200
-    # concurrent $inc -> 41). MONGODB_MAX_POOL_SIZE=1 serialises a process's writes and avoids it,
-    # but a service that needs a second connection while one is held then waits forever (the
-    # surveys service does), so it is opt-in. 0 = the driver's default (100).
+    # concurrent $inc -> 41; the outbox relay's $unset overwrote a handler's $inc). One connection
+    # per process serialises the process's store operations, which SQLite serialises anyway.
+    # 0 = automatic: 1 in local mode (FerretDB), the driver's default (100) elsewhere (MongoDB).
     mongodb_max_pool_size: int = _common("MONGODB_MAX_POOL_SIZE", 0, ge=0)
     topic_prefix: str = _common("GUANXI_TOPIC_PREFIX", "", description="test isolation only")
     consumer_group: str = Field("", description="defaults to guanxi-<service>")

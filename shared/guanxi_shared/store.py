@@ -27,7 +27,7 @@ def make_mongo_client(settings: ServiceSettings, **overrides: Any) -> AsyncMongo
         "tz_aware": True,
         "appname": f"guanxi-{settings.service_name}",
         # See ServiceSettings.mongodb_max_pool_size: FerretDB loses concurrent updates of one document.
-        "maxPoolSize": settings.mongodb_max_pool_size or 100,
+        "maxPoolSize": settings.mongodb_max_pool_size or (1 if settings.environment == "local" else 100),
     }
     options.update(overrides)
     return AsyncMongoClient(settings.mongodb_url, **options)
