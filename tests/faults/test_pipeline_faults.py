@@ -35,9 +35,11 @@ async def test_relay_killed_between_publish_and_clearing_republishes_once_dedupl
         assert len(published) == stream.total
         assert max(published.values()) >= 2, "the crash between publish and clearing must republish"
         # Downstream applied each follow-up exactly once although it received some twice.
+        # (the subject counts a delivery before applying it: wait until both steps are done for all)
         docs = await eventually(ledger.followups, lambda d: len(d) == stream.total and
-                                sum(x.get("deliveries", 0) for x in d) >= sum(published.values()),
-                                timeout=60, what="downstream received every copy")
+                                sum(x.get("deliveries", 0) for x in d) >= sum(published.values()) and
+                                all("applied" in x for x in d),
+                                timeout=60, what="downstream received and applied every copy")
         assert all(d.get("applied") == 1 for d in docs), [d for d in docs if d.get("applied") != 1][:5]
         assert any(d["deliveries"] >= 2 for d in docs)
         assert all(not (d.get("outbox") or {}) for d in (await ledger.db["ledger"].find({}).to_list()))
