@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -87,6 +88,11 @@ def up() -> None:
 def down() -> None:
     stop_services()
     infra.down()
+    # The disposable instances of the fault tests and benchmarks (deploy/local/instance.py), if any.
+    for extra in (infra.LOCAL / "faults", infra.LOCAL / "bench"):
+        if (extra / "run").is_dir():
+            subprocess.run([sys.executable, str(Path(__file__).parent / "infra.py"), "down"],  # noqa: S603
+                           env={**os.environ, "GUANXI_LOCAL_DIR": str(extra)}, check=False)
 
 
 def run() -> None:

@@ -29,7 +29,7 @@ def fault_instance() -> Iterator[Instance]:
                     mongo_port=int(os.environ.get("GUANXI_FAULT_MONGO_PORT", "37017")))
     inst.up()
     yield inst
-    # Left running on purpose only if it was healthy; a killed component is restarted by the next `up`.
+    inst.down()  # disposable: nothing of it is needed after the session
 
 
 @pytest.fixture(scope="session")
