@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from guanxi_shared.settings import ServiceSettings
 from guanxi_shared.store import database, make_mongo_client
 
