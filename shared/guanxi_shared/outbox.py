@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from .messaging import EventPublisher
 
 log = logging.getLogger(__name__)
 
+RECENT_IDS = 50_000
 PENDING = {"outbox": {"$exists": True, "$ne": {}}}
 
 
@@ -54,6 +56,9 @@ class OutboxRelay:
         # One publisher per document at a time in this process: ``flush`` after a write and the
         # polling loop often reach the same document together, and would both publish its entries.
         self._doc_locks: dict[tuple[str, Any], asyncio.Lock] = {}
+        # Ids Kafka confirmed lately: an entry whose clearing was interrupted (e.g. cancelled at
+        # shutdown) is then only cleared by the next pass, not published again by this process.
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self.published = 0
 
     def kick(self) -> None:
@@ -98,16 +103,30 @@ class OutboxRelay:
 
     async def _publish_entries(self, collection: AsyncCollection[Any], doc: dict[str, Any]) -> int:
         entries = sorted((doc.get("outbox") or {}).items(), key=lambda kv: kv[1].get("seq", 0))
-        for event_id, entry in entries:
-            event = decode_event(entry["value"])
-            token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
-            try:
-                await self._publisher.publish(event)
-            finally:
-                otel_context.detach(token)
-            await collection.update_one({"_id": doc["_id"]}, {"$unset": {f"outbox.{event_id}": ""}})
-            self.published += 1
-        return len(entries)
+        published: list[str] = []
+        try:
+            for event_id, entry in entries:
+                if event_id not in self._recent:
+                    event = decode_event(entry["value"])
+                    token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
+                    try:
+                        await self._publisher.publish(event)
+                    finally:
+                        otel_context.detach(token)
+                    self._remember(event_id)
+                    self.published += 1
+                published.append(event_id)
+        finally:
+            # One update clears what this pass published (still under the document's lock), even
+            # when a later entry failed: those stay for the next pass, in order.
+            if published:
+                await collection.update_one({"_id": doc["_id"]}, {"$unset": {f"outbox.{e}": "" for e in published}})
+        return len(published)
+
+    def _remember(self, event_id: str) -> None:
+        self._recent[event_id] = None
+        if len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
 
     async def run(self) -> None:
         """Poll until cancelled; failures are logged and retried (nothing is dropped)."""

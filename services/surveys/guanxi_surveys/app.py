@@ -10,7 +10,6 @@ from guanxi_shared.runtime import ServiceRuntime, serve
 
 from . import api, handlers
 from .handlers import Deps
-from .relay import SingleFlightRelay
 from .settings import SurveysSettings
 from .store import SKIPS, SURVEYS, SurveyStore
 from .subscribers import subscribe
@@ -20,8 +19,7 @@ def build(settings: SurveysSettings | None = None, clock: Clock | None = None) -
     settings = settings or SurveysSettings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
-    runtime.relay = SingleFlightRelay(runtime.publisher, [runtime.db[SURVEYS], runtime.db[SKIPS]],
-                                      poll_seconds=settings.outbox_poll_seconds)
+    runtime.outbox_collections(SURVEYS, SKIPS)
     store = SurveyStore(runtime.db)
     deps = Deps.create(store, settings, clock, runtime.relay)
     subscribe(runtime, deps)
