@@ -2,7 +2,8 @@
 
 MongoDB-wire stores here give atomicity per document only, so a state change and the events it
 causes are written in the same update: the events go into an ``outbox`` map (event id → entry) of
-that document. The relay publishes pending entries and then ``$unset``s each one. A crash between
+that document. The relay publishes pending entries and then ``$unset``s them (one update per chunk of
+documents). A crash between
 publish and clearing republishes the entry with the same event id, and consumers deduplicate on it.
 
 The map (rather than an array) is deliberate: FerretDB ignores ``$pull`` with a condition, while
@@ -31,6 +32,7 @@ from .messaging import EventPublisher
 log = logging.getLogger(__name__)
 
 RECENT_IDS = 50_000
+CLEAR_CHUNK = 200
 PENDING = {"outbox": {"$exists": True, "$ne": {}}}
 
 
@@ -48,10 +50,12 @@ def outbox_set(events: Iterable[CloudEvent]) -> dict[str, Any]:
 class OutboxRelay:
     """Publishes outbox entries of ``collections``: right after a write (``flush``) and by polling."""
 
-    def __init__(self, publisher: EventPublisher, collections: Sequence[AsyncCollection[Any]], poll_seconds: float = 0.5) -> None:
+    def __init__(self, publisher: EventPublisher, collections: Sequence[AsyncCollection[Any]], poll_seconds: float = 0.5,
+                 idle_poll_seconds: float = 2.0) -> None:
         self._publisher = publisher
         self._collections = list(collections)
         self._poll_seconds = poll_seconds
+        self._idle_poll_seconds = max(idle_poll_seconds, poll_seconds)
         self._wake = asyncio.Event()
         # One publisher per document at a time in this process: ``flush`` after a write and the
         # polling loop often reach the same document together, and would both publish its entries.
@@ -83,45 +87,67 @@ class OutboxRelay:
         if not docs:
             return 0
         # Documents in parallel (the producer batches them); one document's entries in order.
-        counts = await asyncio.gather(*(self._publish_doc(collection, d) for d in docs))
-        return sum(counts)
+        results = await asyncio.gather(*(self._publish_doc(collection, d) for d in docs))
+        published = {doc_id: ids for doc_id, ids, _ in results if ids}
+        try:
+            await self._clear(collection, published)
+        finally:
+            # Entries after a failed one stay for the next pass, in order; the failure is reported.
+            failure = next((exc for _, _, exc in results if exc is not None), None)
+            if failure is not None:
+                raise failure
+        return sum(len(ids) for ids in published.values())
 
-    async def _publish_doc(self, collection: AsyncCollection[Any], doc: dict[str, Any]) -> int:
+    async def _clear(self, collection: AsyncCollection[Any], published: dict[Any, list[str]]) -> None:
+        """One update per chunk of documents, not one per document: event ids are unique, so unsetting
+        every published id on every document of the chunk touches only each document's own entries.
+        On stores where an update scans the collection (FerretDB) this is the difference between one
+        scan per pass and one per document."""
+        items = list(published.items())
+        for start in range(0, len(items), CLEAR_CHUNK):
+            chunk = items[start:start + CLEAR_CHUNK]
+            await collection.update_many(
+                {"_id": {"$in": [doc_id for doc_id, _ in chunk]}},
+                {"$unset": {f"outbox.{e}": "" for _, ids in chunk for e in ids}},
+            )
+
+    async def _publish_doc(self, collection: AsyncCollection[Any],
+                           doc: dict[str, Any]) -> tuple[Any, list[str], BaseException | None]:
         key = (collection.full_name, doc["_id"])
         lock = self._doc_locks.setdefault(key, asyncio.Lock())
         contended = lock.locked()
         async with lock:
-            if contended:
-                # Another pass published while we waited: what we read may be gone already.
-                fresh = await collection.find_one({"_id": doc["_id"]}, {"outbox": 1})
-                doc = fresh or {"_id": doc["_id"]}
             try:
-                return await self._publish_entries(collection, doc)
+                if contended:
+                    # Another pass published while we waited: what we read may be gone already.
+                    fresh = await collection.find_one({"_id": doc["_id"]}, {"outbox": 1})
+                    doc = fresh or {"_id": doc["_id"]}
+                published, failure = await self._publish_entries(doc)
+                return doc["_id"], published, failure
             finally:
                 if not lock._waiters:  # no one queued behind us: forget the lock
                     self._doc_locks.pop(key, None)
 
-    async def _publish_entries(self, collection: AsyncCollection[Any], doc: dict[str, Any]) -> int:
+    async def _publish_entries(self, doc: dict[str, Any]) -> tuple[list[str], BaseException | None]:
+        """Publishes the document's entries in order; stops at the first failure. Ids Kafka confirmed
+        (now or by an earlier pass whose clearing did not happen yet) are returned for clearing."""
         entries = sorted((doc.get("outbox") or {}).items(), key=lambda kv: kv[1].get("seq", 0))
         published: list[str] = []
-        try:
-            for event_id, entry in entries:
-                if event_id not in self._recent:
+        for event_id, entry in entries:
+            if event_id not in self._recent:
+                try:
                     event = decode_event(entry["value"])
                     token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
                     try:
                         await self._publisher.publish(event)
                     finally:
                         otel_context.detach(token)
-                    self._remember(event_id)
-                    self.published += 1
-                published.append(event_id)
-        finally:
-            # One update clears what this pass published (still under the document's lock), even
-            # when a later entry failed: those stay for the next pass, in order.
-            if published:
-                await collection.update_one({"_id": doc["_id"]}, {"$unset": {f"outbox.{e}": "" for e in published}})
-        return len(published)
+                except Exception as exc:
+                    return published, exc
+                self._remember(event_id)
+                self.published += 1
+            published.append(event_id)
+        return published, None
 
     def _remember(self, event_id: str) -> None:
         self._recent[event_id] = None
@@ -129,16 +155,23 @@ class OutboxRelay:
             self._recent.popitem(last=False)
 
     async def run(self) -> None:
-        """Poll until cancelled; failures are logged and retried (nothing is dropped)."""
+        """Poll until cancelled; failures are logged and retried (nothing is dropped).
+
+        Writes in this process wake the loop at once (``kick``); the poll only catches entries left
+        by a crash or by another instance, so it backs off while idle (up to ``idle_poll_seconds``)
+        instead of scanning every collection twice a second next to the requests being served."""
+        wait = self._poll_seconds
         while True:
+            found = 0
             try:
-                await self.flush_all()
+                found = await self.flush_all()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
+            wait = self._poll_seconds if found else min(wait * 2, self._idle_poll_seconds)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
             except TimeoutError:
                 pass
             self._wake.clear()
