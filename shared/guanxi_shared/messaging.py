@@ -201,7 +201,7 @@ class EventConsumer:
             if event_type in self.batch_handlers:
                 failures += await self.batch_handlers[event_type](batch)
             else:
-                failures += await self._per_customer(batch)
+                failures += await self.handle_per_customer(batch)
         # Failures left after bounded retries: transient ones keep the batch uncommitted.
         transient = [f for _, f in failures if is_transient(f)]
         if transient:
@@ -212,7 +212,9 @@ class EventConsumer:
             await self._dead_letter(delivery.topic, delivery.value, delivery.key, delivery.headers, reason)
         self.stats.handled += len(deliveries) - len(failures)
 
-    async def _per_customer(self, batch: Sequence[Delivery]) -> list[tuple[Delivery, BaseException]]:
+    async def handle_per_customer(self, batch: Sequence[Delivery]) -> list[tuple[Delivery, BaseException]]:
+        """One handler call per event, with retries: in order per customer, customers concurrently.
+        Batch handlers hand back here what their bulk path did not settle."""
         groups: dict[str, list[Delivery]] = defaultdict(list)
         for d in batch:
             groups[d.event.subject].append(d)

@@ -36,15 +36,25 @@ CLEAR_CHUNK = 200
 PENDING = {"outbox": {"$exists": True, "$ne": {}}}
 
 
-def outbox_set(events: Iterable[CloudEvent]) -> dict[str, Any]:
-    """The ``$set`` fields that put ``events`` in the outbox of the document being updated."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+def outbox_set(events: Iterable[CloudEvent | tuple[CloudEvent, otel_context.Context]]) -> dict[str, Any]:
+    """The ``$set`` fields that put ``events`` in the outbox of the document being updated.
+
+    Each entry carries the current trace context, or the one paired with its event: a batch handler
+    runs in the batch's context, and pairs each follow-up with the context of the message that caused
+    it, so every customer's trace still continues across the hop."""
+    current: dict[str, str] = {}
+    propagate.inject(current)
     base = time.time_ns()
-    return {
-        f"outbox.{e.id}": {"seq": base + i, "value": e.to_json().decode(), "trace": carrier}
-        for i, e in enumerate(events)
-    }
+    fields: dict[str, Any] = {}
+    for i, item in enumerate(events):
+        carrier: dict[str, str]
+        if isinstance(item, tuple):
+            event, carrier = item[0], {}
+            propagate.inject(carrier, context=item[1])
+        else:
+            event, carrier = item, current
+        fields[f"outbox.{event.id}"] = {"seq": base + i, "value": event.to_json().decode(), "trace": carrier}
+    return fields
 
 
 class OutboxRelay:

@@ -7,7 +7,6 @@ from functools import partial
 
 from fastapi import FastAPI
 from guanxi_shared.clock import Clock, SystemClock
-from guanxi_shared.messaging import EventConsumer
 from guanxi_shared.runtime import ServiceRuntime, serve
 from guanxi_shared.scheduling import DueJobs
 
@@ -16,7 +15,7 @@ from .api import ROUTERS
 from .handlers import Context
 from .settings import CustomerSettings
 from .store import OUTBOX_COLLECTIONS, CustomerStore
-from .subscribers import subscriptions
+from .subscribers import subscribe
 from .vault import Vault
 
 
@@ -47,7 +46,7 @@ def build(settings: CustomerSettings | None = None, clock: Clock | None = None) 
     runtime.on_startup(prepare)
     runtime.background("care-planner", care_planner)
     runtime.background("due-jobs", due_jobs)
-    EventConsumer(runtime.broker, settings, runtime.publisher, subscriptions(ctx))
+    subscribe(runtime, ctx)
     app = runtime.http_app(list(ROUTERS), title="Guanxi customer service",
                            description="profiles, segments, consent, PII vault, contact log, care schedule")
     app.state.ctx = ctx

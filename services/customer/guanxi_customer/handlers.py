@@ -8,9 +8,11 @@ to callers allowed to see them, after the audit event is safely in the outbox.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,7 +23,7 @@ from guanxi_shared.clock import Clock
 from guanxi_shared.contracts.complaints import ComplaintStep
 from guanxi_shared.contracts.inbound import InteractionLogged, PurchaseCompleted
 from guanxi_shared.contracts.surveys import SurveyCompleted
-from guanxi_shared.events import CloudEvent, parse_data
+from guanxi_shared.events import CloudEvent, InvalidEvent, parse_data
 from guanxi_shared.messaging import PermanentError
 from guanxi_shared.outbox import OutboxRelay, outbox_set
 from guanxi_shared.problems import Problem
@@ -38,6 +40,7 @@ from guanxi_shared.topics import (
     CUSTOMER_TIER_CHANGED,
     CUSTOMER_UPDATED,
 )
+from opentelemetry import context as otel_context
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
@@ -519,20 +522,22 @@ async def rewrap_keys(ctx: Context) -> dict[str, Any]:
 
 # Unknown customers ---------------------------------------------------------------------------------
 
+def _stub(ctx: Context, customer_id: str) -> Doc:
+    now = ctx.clock.now()
+    return {"_id": customer_id, "status": UNREGISTERED, "created_at": now, "updated_at": now,
+            "member_level": ctx.settings.base_level, "tenure": domain.Tenure.new.value, "purchase_count": 0,
+            "total_amount": "0", "churn_risk": False, "consents": {}, "channels_opted_out": [], "history": [],
+            "applied_events": [], "outbox": {}}
+
+
 async def ensure_customer(ctx: Context, customer_id: str) -> Doc:
     """The customer's document; a purchase or contact for an unknown id creates an unregistered stub
     (no personal data) so nothing is lost, and registering that id later merges into it."""
     doc = await ctx.store.customer(customer_id)
     if doc is not None:
         return doc
-    now = ctx.clock.now()
     try:
-        await ctx.store.customers.insert_one({
-            "_id": customer_id, "status": UNREGISTERED, "created_at": now, "updated_at": now,
-            "member_level": ctx.settings.base_level, "tenure": domain.Tenure.new.value, "purchase_count": 0,
-            "total_amount": "0", "churn_risk": False, "consents": {}, "channels_opted_out": [], "history": [],
-            "applied_events": [], "outbox": {},
-        })
+        await ctx.store.customers.insert_one(_stub(ctx, customer_id))
     except DuplicateKeyError:
         pass
     doc = await ctx.store.customer(customer_id)
@@ -543,39 +548,56 @@ async def ensure_customer(ctx: Context, customer_id: str) -> Doc:
 
 # Purchases (CI-3) -------------------------------------------------------------------------------------
 
+def _fold_purchase(ctx: Context, state: Doc, data: PurchaseCompleted, cause: CloudEvent, now: datetime) -> list[CloudEvent]:
+    """Apply one purchase to the customer's counters and classification (CI-3) in ``state``; the
+    tier change it causes, if any. Shared by the one-by-one and the batch path, so both decide alike."""
+    s = ctx.settings
+    count = int(state.get("purchase_count", 0)) + 1
+    total = Decimal(state.get("total_amount", "0")) + data.amount_decimal
+    level = domain.member_level(count, total, s.tier_rules, s.base_level)
+    ten = domain.tenure(count, s.returning_min_purchases, s.loyal_min_purchases).value
+    events: list[CloudEvent] = []
+    if level != state.get("member_level") or ten != state.get("tenure"):
+        key = f"order:{data.order_id}"
+        events.append(domain.event(CUSTOMER_TIER_CHANGED, data.customer_id, {
+            "customer_id": data.customer_id, "member_level": level, "previous_level": state.get("member_level"),
+            "tenure": ten, "previous_tenure": state.get("tenure"), "purchase_count": count, "total_amount": str(total),
+            "changed_at": now,
+        }, at=now, cause=cause, id=domain.derived_id(key, "tier_changed")))
+    if level != state.get("member_level"):
+        state["level_since"] = now
+    last = state.get("last_purchase_at")
+    state.update(purchase_count=count, total_amount=str(total), member_level=level, tenure=ten,
+                 last_purchase_at=max(last, data.purchased_at) if last else data.purchased_at, churn_risk=False,
+                 updated_at=now)
+    return events
+
+
+_PURCHASE_STATE = ("purchase_count", "total_amount", "member_level", "tenure", "last_purchase_at", "churn_risk",
+                   "updated_at", "level_since")
+
+
+def _purchase_record(ctx: Context, data: PurchaseCompleted, event: CloudEvent) -> Doc:
+    return {"_id": data.order_id, "customer_id": data.customer_id, "amount": data.amount, "currency": data.currency,
+            "channel": data.channel, "purchased_at": data.purchased_at, "items": [i.model_dump() for i in data.items],
+            "event_id": event.id, "recorded_at": ctx.clock.now()}
+
+
 async def on_purchase(ctx: Context, event: CloudEvent) -> None:
     data = parse_data(event, PurchaseCompleted)
     cid = data.customer_id
-    await ctx.store.purchases.update_one({"_id": data.order_id}, {"$setOnInsert": {
-        "customer_id": cid, "amount": data.amount, "currency": data.currency, "channel": data.channel,
-        "purchased_at": data.purchased_at, "items": [i.model_dump() for i in data.items], "event_id": event.id,
-        "recorded_at": ctx.clock.now()}}, upsert=True)
+    await ctx.store.insert_new(ctx.store.purchases, [_purchase_record(ctx, data, event)])
     recorded = await ctx.store.purchases.find_one({"_id": data.order_id}, {"customer_id": 1})
     if recorded is not None and recorded["customer_id"] != cid:
         raise PermanentError(f"order {data.order_id} was already recorded for another customer")
     key = f"order:{data.order_id}"
-    s = ctx.settings
     for _ in range(10):
         doc = await ensure_customer(ctx, cid)
         if doc.get("status") == ERASED or key in doc.get("applied_events", []):
             return
-        count = int(doc.get("purchase_count", 0)) + 1
-        total = Decimal(doc.get("total_amount", "0")) + data.amount_decimal
-        level = domain.member_level(count, total, s.tier_rules, s.base_level)
-        ten = domain.tenure(count, s.returning_min_purchases, s.loyal_min_purchases).value
-        last = doc.get("last_purchase_at")
-        last_at = max(last, data.purchased_at) if last else data.purchased_at
-        now = ctx.clock.now()
-        events: list[CloudEvent] = []
-        if level != doc.get("member_level") or ten != doc.get("tenure"):
-            events.append(domain.event(CUSTOMER_TIER_CHANGED, cid, {
-                "customer_id": cid, "member_level": level, "previous_level": doc.get("member_level"), "tenure": ten,
-                "previous_tenure": doc.get("tenure"), "purchase_count": count, "total_amount": str(total), "changed_at": now,
-            }, at=now, cause=event, id=domain.derived_id(key, "tier_changed")))
-        sets: dict[str, Any] = {"purchase_count": count, "total_amount": str(total), "member_level": level, "tenure": ten,
-                                "last_purchase_at": last_at, "churn_risk": False, "updated_at": now}
-        if level != doc.get("member_level"):
-            sets["level_since"] = now
+        state = dict(doc)
+        events = _fold_purchase(ctx, state, data, event, ctx.clock.now())
+        sets = {f: state[f] for f in _PURCHASE_STATE if f in state}
         if events:
             sets.update(outbox_set(events))
         # Optimistic: the count we read must still be there, and this order not yet applied.
@@ -588,6 +610,86 @@ async def on_purchase(ctx: Context, event: CloudEvent) -> None:
                 await _flush(ctx, "customers", cid)
             return
     raise RuntimeError(f"purchase {data.order_id} kept colliding with concurrent updates")
+
+
+async def on_purchases(ctx: Context, batch: Sequence[tuple[CloudEvent, otel_context.Context]]) -> list[CloudEvent]:
+    """A batch of purchases in a few round-trips: one insert of the purchase records, one read of the
+    customers, then one guarded update per customer folding all of its purchases in delivery order.
+
+    Returns the events this path did not settle (an order already recorded for another customer, a
+    customer whose document changed meanwhile, ...): the caller runs those through ``on_purchase``
+    one by one, in order, which decides every corner case. Every write here is idempotent, so a batch
+    delivered again after a crash changes nothing twice."""
+    parsed: list[tuple[CloudEvent, PurchaseCompleted, otel_context.Context]] = []
+    leftovers: list[CloudEvent] = []
+    seen_orders: set[str] = set()
+    for event, trace_context in batch:
+        try:
+            data = parse_data(event, PurchaseCompleted)
+        except InvalidEvent:
+            leftovers.append(event)  # the one-by-one path reports it
+            continue
+        if data.order_id in seen_orders:
+            leftovers.append(event)  # the same order twice in one batch: the second is decided alone
+            continue
+        seen_orders.add(data.order_id)
+        parsed.append((event, data, trace_context))
+    if not parsed:
+        return leftovers
+
+    # Inserts keyed by the order: a replay collides on _id and changes nothing.
+    collided = await ctx.store.insert_new(ctx.store.purchases, [_purchase_record(ctx, d, e) for e, d, _ in parsed])
+    if collided:
+        owners = {doc["_id"]: doc["customer_id"] async for doc in
+                  ctx.store.purchases.find({"_id": {"$in": sorted(collided)}}, {"customer_id": 1})}
+        ours = {d.order_id: d.customer_id for _, d, _ in parsed}
+        conflicting = {o for o in collided if owners.get(o, ours[o]) != ours[o]}
+        leftovers += [e for e, d, _ in parsed if d.order_id in conflicting]
+        parsed = [p for p in parsed if p[1].order_id not in conflicting]
+
+    by_customer: dict[str, list[tuple[CloudEvent, PurchaseCompleted, otel_context.Context]]] = {}
+    for item in parsed:
+        by_customer.setdefault(item[1].customer_id, []).append(item)
+    docs = await _customers_or_stubs(ctx, list(by_customer))
+
+    async def settle(cid: str, items: list[tuple[CloudEvent, PurchaseCompleted, otel_context.Context]]) -> bool:
+        doc = docs[cid]
+        if doc.get("status") == ERASED:
+            return True
+        applied = set(doc.get("applied_events", []))
+        todo = [i for i in items if f"order:{i[1].order_id}" not in applied]
+        if not todo:
+            return True
+        state, now = dict(doc), ctx.clock.now()
+        caused: list[tuple[CloudEvent, otel_context.Context]] = []
+        for event, data, trace_context in todo:
+            caused += [(e, trace_context) for e in _fold_purchase(ctx, state, data, event, now)]
+        sets = {f: state[f] for f in _PURCHASE_STATE if f in state}
+        if caused:
+            sets.update(outbox_set(caused))
+        keys = [f"order:{d.order_id}" for _, d, _ in todo]
+        result = await ctx.store.customers.update_one(
+            {"_id": cid, "purchase_count": doc.get("purchase_count", 0), "applied_events": {"$nin": keys},
+             "status": {"$ne": ERASED}},
+            {"$set": sets, "$addToSet": {"applied_events": {"$each": keys}}})
+        return result.modified_count == 1
+
+    settled = await asyncio.gather(*(settle(cid, items) for cid, items in by_customer.items()))
+    for (_, items), ok in zip(by_customer.items(), settled, strict=True):
+        if not ok:
+            leftovers += [e for e, _, _ in items]
+    ctx.relay.kick()
+    return leftovers
+
+
+async def _customers_or_stubs(ctx: Context, customer_ids: list[str]) -> dict[str, Doc]:
+    """The customers' documents in one read; unknown ids get their unregistered stub (see ``ensure_customer``)."""
+    docs = {d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": customer_ids}})}
+    missing = [c for c in customer_ids if c not in docs]
+    if missing:
+        await ctx.store.insert_new(ctx.store.customers, [_stub(ctx, c) for c in missing])
+        docs.update({d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": missing}})})
+    return docs
 
 
 # Contact records and response clocks (CC-2, CC-3) ----------------------------------------------

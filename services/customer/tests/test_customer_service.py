@@ -397,3 +397,67 @@ async def test_master_key_rotation_rewraps_data_keys(make_settings, topics) -> N
     async with running(new, clock) as (_, client):
         r = await client.get(f"/api/v1/customers/{cid}?reveal=true", headers=who(new, Role.supervisor, "sam"))
         assert r.status_code == 200 and r.json()["phone"] == ALICE["phone"]
+
+
+async def test_a_backlog_of_purchases_takes_the_batch_path_and_decides_like_one_by_one(make_settings, topics, tap,
+                                                                                        producer) -> None:
+    """A backlog arrives as one batch: counters, levels and tier changes must come out as if each purchase
+    had been applied alone, in order, exactly once, with each follow-up continuing its own purchase's trace."""
+    from decimal import Decimal
+
+    from guanxi_customer import domain
+    from guanxi_shared.events import new_event
+
+    settings = fast_settings(make_settings)
+    amounts = ["120.00", "700.00", "35.50", "2400.00", "15.00", "980.00"]
+    customers = [f"pos-{n}" for n in range(5)]
+    sent: list[tuple[str, str, str, str]] = []  # (customer, order, amount, trace id)
+    for i, amount in enumerate(amounts):
+        for c, cid in enumerate(customers):
+            order = f"o-{c}-{i}"
+            trace_id = f"{c:04x}{i:04x}" + "ab" * 12
+            sent.append((cid, order, amount, trace_id))
+    sent.insert(7, sent[3])  # an order delivered twice inside the backlog
+    sent.append((customers[1], "o-0-0", "9.99", "cd" * 16))  # an order id already used for another customer
+    for cid, order, amount, trace_id in sent:
+        event = new_event("purchase.completed", cid, purchase(order, cid, amount), source="pos")
+        await producer.send_and_wait(topics + "purchase.completed", event.to_json(), key=cid.encode(),
+                                     headers=[("traceparent", f"00-{trace_id}-{'1' * 16}-01".encode())])
+
+    events = await tap("customer.tier_changed", "purchase.completed.dlq")
+    async with running(settings, ManualClock()) as (app, _client):
+        store = ctx_of(app).store
+        await eventually(lambda: store.customers.count_documents({"purchase_count": len(amounts)}),
+                         lambda n: n == len(customers), what="every purchase counted")
+        await events.wait_for(lambda t: len(t.events("purchase.completed.dlq")) == 1, what="the conflicting order dead-lettered")
+
+        # The oracle: the same rules applied one purchase at a time.
+        expected_changes: dict[str, str] = {}  # event id -> trace id of the purchase that caused it
+        for cid in customers:
+            level, tenure, count, total = settings.base_level, domain.Tenure.new.value, 0, Decimal(0)
+            own = [(o, a, t) for c, o, a, t in dict.fromkeys(sent) if c == cid and o.startswith(f"o-{cid[-1]}-")]
+            for order, amount, trace_id in own:
+                count, total = count + 1, total + Decimal(amount)
+                new_level = domain.member_level(count, total, settings.tier_rules, settings.base_level)
+                new_tenure = domain.tenure(count, settings.returning_min_purchases, settings.loyal_min_purchases).value
+                if (new_level, new_tenure) != (level, tenure):
+                    expected_changes[domain.derived_id(f"order:{order}", "tier_changed")] = trace_id
+                level, tenure = new_level, new_tenure
+            doc = await store.customer(cid)
+            assert doc is not None
+            assert (doc["purchase_count"], Decimal(doc["total_amount"]), doc["member_level"], doc["tenure"]) == (
+                count, total, level, tenure)
+            assert sorted(doc["applied_events"]) == sorted(f"order:o-{cid[-1]}-{i}" for i in range(len(amounts)))
+        assert await store.purchases.count_documents({}) == len(amounts) * len(customers)
+        assert (await store.purchases.find_one({"_id": "o-0-0"}))["customer_id"] == customers[0]
+
+        await events.wait_for(lambda t: uniq(t, "customer.tier_changed") >= len(expected_changes), what="tier changes")
+        await events.settle(1.0)
+        published = {e["id"] for e in events.events("customer.tier_changed")}
+        assert published == set(expected_changes)
+        for record in events.records:
+            if record.topic.endswith("customer.tier_changed"):
+                headers = {k: v.decode() for k, v in record.headers or ()}
+                cause = expected_changes[json.loads(record.value)["id"]]
+                assert headers["traceparent"].split("-")[1] == cause, "the follow-up continues its purchase's trace"
+        assert not await store.customers.count_documents({"outbox": {"$exists": True, "$ne": {}}})
