@@ -1,5 +1,6 @@
 """Gateway: authenticated ``GET /api/v1/customers/{id}`` through the real gateway and customer service,
-against a plain FastAPI app answering the same path from memory, both under uvicorn on loopback.
+against the plain way of writing that endpoint (one FastAPI app: token check, the same store, masking),
+and, as a second reference, a FastAPI app answering the path from memory; all under uvicorn on loopback.
 
 The load tool is ``wrk`` when installed (``apt-get install -y wrk``), else a bounded httpx loop.
 Each server runs in its own process; the load generator runs in another.
@@ -12,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +26,86 @@ import httpx
 
 from .common import ROOT, percentile
 
-BASELINE = '''
+# The plain way of writing the same endpoint, as a FastAPI tutorial would: one app, no Guanxi code.
+# It does the same work per request as the real path: checks the caller's bearer token (pyjwt,
+# same secret, issuer and audience), reads the customer document from the same FerretDB database
+# with the same PyMongo async client settings the services get (one connection in local mode),
+# opens the sealed personal fields (AES-GCM data key wrapped by the master key) and returns the
+# masked profile. Only the split into gateway + service, and what our framework adds, are missing.
+BASELINE_STORE = """
+import base64, json, os
+from typing import Any
+
+import jwt
+import phonenumbers
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from fastapi import FastAPI, Header, HTTPException
+from pymongo import AsyncMongoClient
+
+SECRET, ISSUER, AUDIENCE = os.environ["PLAIN_JWT_SECRET"], os.environ["PLAIN_JWT_ISSUER"], os.environ["PLAIN_JWT_AUDIENCE"]
+KEYS = {k: base64.b64decode(v) for k, v in json.loads(os.environ["PLAIN_MASTER_KEYS"]).items()}
+client = AsyncMongoClient(os.environ["MONGODB_URL"], maxPoolSize=int(os.environ["PLAIN_MAX_POOL_SIZE"]),
+                          serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True, appname="plain")
+customers = client[os.environ["PLAIN_DATABASE"]]["customers"]
+PLAIN = ("name", "kind", "gender", "occupation", "company", "industry", "size", "preferences", "tags", "language",
+         "timezone")
+PII = ("phone", "email", "address", "birthday", "id_number")
+app = FastAPI()
+
+
+def _open(key: bytes, sealed: str, aad: str) -> bytes:
+    raw = base64.b64decode(sealed)
+    return AESGCM(key).decrypt(raw[:12], raw[12:], aad.encode())
+
+
+def mask(field: str, value: str) -> str:
+    if field == "phone":
+        p = phonenumbers.parse(value, None)
+        n = str(p.national_number)
+        return f"+{p.country_code} " + n[:3] + "*" * (len(n) - 7) + n[-4:]
+    if field == "email":
+        local, _, dom = value.rpartition("@")
+        return f"{local[0]}***@{dom}"
+    if field == "birthday":
+        return "****-**-**"
+    if field == "id_number":
+        return "*" * max(len(value) - 4, 4) + value[-4:] if len(value) > 8 else "*" * len(value)
+    return value[:3] + "***" if len(value) > 6 else "***"
+
+
+@app.get("/api/v1/customers/{customer_id}")
+async def customer(customer_id: str, authorization: str = Header("")) -> dict[str, Any]:
+    scheme, _, token = authorization.partition(" ")
+    try:
+        claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
+                            options={"require": ["exp", "sub", "iss", "aud"]})
+    except jwt.PyJWTError:
+        raise HTTPException(401, "invalid token")
+    if scheme.lower() != "bearer" or not {"agent", "supervisor", "admin"} & set(claims.get("roles", [])):
+        raise HTTPException(403, "forbidden")
+    doc = await customers.find_one({"_id": customer_id})
+    if doc is None:
+        raise HTTPException(404, "no such customer")
+    dek = _open(KEYS[doc["vault"]["kek_id"]], doc["vault"]["wrapped"], f"dek:{customer_id}")
+    out: dict[str, Any] = {"id": doc["_id"], "status": doc.get("status", "registered")}
+    out.update({f: doc.get(f) for f in PLAIN})
+    for f in PII:
+        sealed = (doc.get("pii") or {}).get(f)
+        out[f] = None if sealed is None else mask(f, _open(dek, sealed, f"{customer_id}:{f}").decode())
+    out.update({"masked": True, "member_level": doc.get("member_level"), "tenure": doc.get("tenure"),
+                "purchase_count": doc.get("purchase_count", 0), "total_amount": doc.get("total_amount", "0"),
+                "last_purchase_at": doc.get("last_purchase_at"), "last_contact_at": doc.get("last_contact_at"),
+                "churn_risk": bool(doc.get("churn_risk")),
+                "consents": {p: {"granted": bool(c.get("granted")), "at": c.get("at"), "source": c.get("source")}
+                             for p, c in (doc.get("consents") or {}).items()},
+                "channels_opted_out": doc.get("channels_opted_out", []), "created_at": doc.get("created_at"),
+                "updated_at": doc.get("updated_at"), "registered_at": doc.get("registered_at")})
+    return out
+"""
+
+# A second reference: the same path answered from memory, no token, no store. It shows the ceiling
+# of the HTTP stack itself (uvicorn + FastAPI on this machine), not a fair peer of the real path.
+BASELINE_MEMORY = """
 from fastapi import FastAPI
 app = FastAPI()
 PROFILE = {"id": "c1", "name": "Wang Fang", "phone": "+86*******5678", "email": "w***@example.com",
@@ -32,7 +113,7 @@ PROFILE = {"id": "c1", "name": "Wang Fang", "phone": "+86*******5678", "email": 
 @app.get("/api/v1/customers/{customer_id}")
 async def customer(customer_id: str) -> dict:
     return {**PROFILE, "id": customer_id}
-'''
+"""
 
 
 def free_port() -> int:
@@ -91,13 +172,20 @@ async def run_httpx(url: str, headers: dict[str, str], seconds: int, connections
 
 
 class GatewayBench:
-    """Starts customer service, gateway and baseline once; ``measure`` runs one interleaved round."""
+    """Starts customer service, gateway and both baselines once; ``measure`` runs one interleaved round.
+
+    ``baseline`` (the ratio's denominator) is the plain FastAPI app reading the same store;
+    ``memory`` is the from-memory reference, reported beside it.
+    """
+
+    VARIANTS = ("gateway", "baseline", "memory")
 
     def __init__(self, kafka: str, mongodb_url: str, prefix: str, suffix: str) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="guanxi-bench-"))
-        self.ports = {"customer": free_port(), "gateway": free_port(), "baseline": free_port()}
+        self.ports = {"customer": free_port(), "gateway": free_port(), "baseline": free_port(), "memory": free_port()}
+        self.database = f"bench_gw_customer_{suffix}"
         self.env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGODB_URL": mongodb_url, "GUANXI_TOPIC_PREFIX": prefix,
-                    "CUSTOMER_MONGODB_DATABASE": f"bench_gw_customer_{suffix}", "CUSTOMER_HTTP_PORT": str(self.ports["customer"]),
+                    "CUSTOMER_MONGODB_DATABASE": self.database, "CUSTOMER_HTTP_PORT": str(self.ports["customer"]),
                     "CUSTOMER_CONSUMER_GROUP": f"bench-gw-customer-{suffix}",
                     "GATEWAY_MONGODB_DATABASE": f"bench_gw_gateway_{suffix}", "GATEWAY_HTTP_PORT": str(self.ports["gateway"]),
                     "GATEWAY_CONSUMER_GROUP": f"bench-gw-gateway-{suffix}",
@@ -108,35 +196,60 @@ class GatewayBench:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.customer_id = ""
         self.token = ""
+        self.rounds = 0
+
+    def _plain_env(self) -> dict[str, str]:
+        from guanxi_customer.settings import CustomerSettings
+        from guanxi_gateway.settings import GatewaySettings
+
+        gateway, customer = GatewaySettings(), CustomerSettings(**{"mongodb_url": self.env["MONGODB_URL"]})
+        pool = customer.mongodb_max_pool_size or (1 if customer.environment == "local" else 100)
+        return {"PLAIN_JWT_SECRET": gateway.jwt_secret.get_secret_value(), "PLAIN_JWT_ISSUER": gateway.jwt_issuer,
+                "PLAIN_JWT_AUDIENCE": gateway.jwt_audience, "PLAIN_DATABASE": self.database,
+                "PLAIN_MASTER_KEYS": json.dumps({k: v.get_secret_value() for k, v in customer.master_keys.items()}),
+                # The same pool the customer service gets (see ServiceSettings.mongodb_max_pool_size).
+                "PLAIN_MAX_POOL_SIZE": str(pool)}
 
     async def start(self) -> None:
-        (self.dir / "baseline.py").write_text(BASELINE)
+        (self.dir / "plain_store.py").write_text(BASELINE_STORE)
+        (self.dir / "plain_memory.py").write_text(BASELINE_MEMORY)
         py = sys.executable
         self.procs.append(spawn([py, "-m", "guanxi_customer"], self.env, self.dir / "customer.log"))
         self.procs.append(spawn([py, "-m", "guanxi_gateway"], self.env, self.dir / "gateway.log"))
-        self.procs.append(spawn([py, "-m", "uvicorn", "--app-dir", str(self.dir), "baseline:app", "--port",
-                                 str(self.ports["baseline"]), "--log-level", "warning", "--no-access-log"],
-                                self.env, self.dir / "baseline.log"))
+        for name, module, extra in (("baseline", "plain_store", self._plain_env()), ("memory", "plain_memory", {})):
+            self.procs.append(spawn([py, "-m", "uvicorn", "--app-dir", str(self.dir), f"{module}:app", "--port",
+                                     str(self.ports[name]), "--log-level", "warning", "--no-access-log"],
+                                    {**self.env, **extra}, self.dir / f"{name}.log"))
         for name, port in self.ports.items():
-            await wait_ready(f"http://127.0.0.1:{port}/{'healthz' if name != 'baseline' else 'docs'}")
+            await wait_ready(f"http://127.0.0.1:{port}/{'healthz' if name in ('customer', 'gateway') else 'docs'}")
         await wait_ready(f"http://127.0.0.1:{self.ports['gateway']}/readyz")
         from guanxi_gateway.settings import GatewaySettings
         from guanxi_gateway.token import issue_token
 
         self.token = issue_token(GatewaySettings(), "bench-agent", ["agent"])
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.ports['gateway']}",
-                                     headers={"Authorization": f"Bearer {self.token}"}, timeout=60) as client:
-            r = await client.post("/api/v1/customers", json={"name": "Wang Fang", "phone": "+8613812345678",
-                                                             "email": "wang.fang@example.com", "consents": ["service"]})
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+            gateway = f"http://127.0.0.1:{self.ports['gateway']}/api/v1/customers"
+            r = await client.post(gateway, json={"name": "Wang Fang", "phone": "+8613812345678",
+                                                 "email": "wang.fang@example.com", "address": "上海市黄浦区南京东路 1 号",
+                                                 "consents": ["service"]})
             r.raise_for_status()
             self.customer_id = r.json()["id"]
-            check = await client.get(f"/api/v1/customers/{self.customer_id}")
-            check.raise_for_status()
+            real = await client.get(f"{gateway}/{self.customer_id}")
+            plain = await client.get(f"http://127.0.0.1:{self.ports['baseline']}/api/v1/customers/{self.customer_id}")
+            real.raise_for_status()
+            plain.raise_for_status()
+            # The comparison is fair only if both answer the same thing.
+            if real.json() != plain.json():
+                raise AssertionError(f"baseline answers differently:\n{real.json()}\n{plain.json()}")
 
     async def measure(self, seconds: int, connections: int) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"}
         out = {}
-        for name in ("gateway", "baseline"):
+        # Interleaved, order reversed every round: a drift of the shared machine hits all alike.
+        order = self.VARIANTS if self.rounds % 2 == 0 else tuple(reversed(self.VARIANTS))
+        self.rounds += 1
+        for name in order:
             url = f"http://127.0.0.1:{self.ports[name]}/api/v1/customers/{self.customer_id}"
             if shutil.which("wrk"):
                 out[name] = await asyncio.to_thread(run_wrk, url, headers, seconds, connections)
@@ -155,3 +268,38 @@ class GatewayBench:
 
     def logs(self) -> str:
         return json.dumps({p.name: p.read_text()[-2000:] for p in self.dir.glob("*.log")})
+
+    def pids(self) -> dict[str, int]:
+        return dict(zip(("customer", "gateway", "baseline", "memory"), (p.pid for p in self.procs), strict=True))
+
+
+async def _main() -> None:
+    """``python -m bench.gateway``: only the gateway rounds (same settings as ``make bench``), for profiling.
+    ``GUANXI_BENCH_HOLD=1`` keeps the processes up after the rounds until Ctrl-C (attach py-spy, run wrk)."""
+    from .common import create_topics, delete_topics, run_id, target
+
+    where = target()
+    rid = run_id()
+    await create_topics(where.kafka, f"{rid}.", 1)
+    bench = GatewayBench(where.kafka, where.mongodb_url, f"{rid}.", rid)
+    try:
+        await bench.start()
+        print(f"pids {bench.pids()} ports {bench.ports} customer {bench.customer_id}", flush=True)
+        print(f"token {bench.token}", flush=True)
+        for _ in range(int(os.environ.get("GUANXI_BENCH_REPEATS", "2"))):
+            result = await bench.measure(int(os.environ.get("GUANXI_BENCH_HTTP_SECONDS", "8")),
+                                         int(os.environ.get("GUANXI_BENCH_HTTP_CONNECTIONS", "32")))
+            print("  ".join(f"{n} {r['rps']:.0f} rps p99 {r['p99_ms']:.1f} ms err {r['errors']}"
+                            for n, r in result.items()), flush=True)
+        if os.environ.get("GUANXI_BENCH_HOLD"):
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            await stop.wait()
+    finally:
+        bench.stop()
+        await delete_topics(where.kafka, f"{rid}.")
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

@@ -13,7 +13,6 @@ from guanxi_shared.auth import Identity
 from guanxi_shared.clock import Clock
 from guanxi_shared.messaging import EventPublisher
 from guanxi_shared.problems import Problem
-from starlette.responses import StreamingResponse
 
 from . import handlers
 from .domain import API
@@ -101,5 +100,4 @@ async def proxy(rest: str, request: Request, ctx: Ctx) -> Response:
         raise Problem(404, "Not found", f"no route {request.url.path}")
     identity: Identity | None = getattr(request.state, "identity", None)
     query = request.scope.get("query_string", b"").decode("latin-1")
-    response: StreamingResponse = await ctx.upstreams.forward(rule.service, request, identity, request.state.request_id, query)
-    return response
+    return await ctx.upstreams.forward(rule.service, request, identity, request.state.request_id, query)

@@ -1,25 +1,41 @@
-"""HTTP calls to the owning services: proxying with timeouts, streaming both ways, and clear
-502/503/504 problems when a service is down. httpx instrumentation carries ``traceparent``."""
+"""HTTP calls to the owning services: proxying with timeouts, streaming large answers, and clear
+502/503/504 problems when a service is down.
+
+The proxy (every public read and command) goes through aiohttp: its connection pool hands out a
+kept-alive connection in constant time and parses in C, where httpx/httpcore checked every pooled
+connection with a poll() per request and cost the gateway about half of its CPU (py-spy,
+bench/README.md). The proxy makes its own client span and injects ``traceparent``. The few other
+calls (KPI sections, OpenAPI documents) stay on httpx, whose instrumentation carries the trace.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
 import httpx
 from guanxi_shared.auth import IDENTITY_HEADER, Identity, sign_internal
 from guanxi_shared.problems import Problem
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from .settings import GatewaySettings
+
+tracer = trace.get_tracer("guanxi.gateway.upstream")
 
 # Request headers a service needs; everything else (cookies, Authorization, hop-by-hop) stays here.
 _FORWARD_REQUEST = ("accept", "accept-language", "content-type", "content-encoding", "if-match", "if-none-match",
                     "idempotency-key", "x-request-id")
 _DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "server", "date",
                   "proxy-authenticate", "proxy-authorization", "x-request-id"}
+_DROP_RESPONSE_RAW = {h.encode() for h in _DROP_RESPONSE}
+# Answers up to this size (declared by Content-Length) are read whole and sent in one piece; larger or
+# unsized ones (exports) keep streaming through.
+_BUFFER_UP_TO = 256 * 1024
 
 
 class Upstreams:
@@ -31,9 +47,25 @@ class Upstreams:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             follow_redirects=False,
         )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _proxy_session(self) -> aiohttp.ClientSession:
+        # Created on first use: an aiohttp session belongs to the running event loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30),
+                # The same limits as before: connect, then each read may take upstream_timeout.
+                timeout=aiohttp.ClientTimeout(total=None, connect=self.settings.upstream_connect_timeout,
+                                              sock_read=self.settings.upstream_timeout),
+                auto_decompress=False,  # relay the bytes as the service encoded them
+                raise_for_status=False,
+            )
+        return self._session
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     def identity_headers(self, identity: Identity | None, request_id: str) -> dict[str, str]:
         headers = {"x-request-id": request_id}
@@ -43,24 +75,38 @@ class Upstreams:
         return headers
 
     async def forward(self, service: str, request: Request, identity: Identity | None, request_id: str,
-                      query: str) -> StreamingResponse:
+                      query: str) -> Response:
         headers = {k: v for k, v in request.headers.items() if k in _FORWARD_REQUEST}
         headers.update(self.identity_headers(identity, request_id))
         url = self.base_urls[service] + request.url.path + (f"?{query}" if query else "")
-        body: AsyncIterator[bytes] | None = None
-        if request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            body = request.stream()
-        upstream_request = self.client.build_request(request.method, url, headers=headers, content=body)
+        method = request.method
+        # The front door has already read (and size-limited) every command body: send it with its length.
+        body = await request.body() if method not in ("GET", "HEAD", "OPTIONS", "DELETE") else None
+        with tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes={
+                "http.request.method": method, "server.address": service, "url.path": request.url.path}) as span:
+            propagate.inject(headers)
+            try:
+                response = await self._proxy_session().request(method, url, headers=headers, data=body,
+                                                               allow_redirects=False)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise upstream_problem(service, exc) from exc
+            span.set_attribute("http.response.status_code", response.status)
         try:
-            response = await self.client.send(upstream_request, stream=True)
-        except httpx.HTTPError as exc:
+            kept = [(k, v) for k, v in response.raw_headers if k.lower() not in _DROP_RESPONSE_RAW]
+            if response.content_length is not None and response.content_length <= _BUFFER_UP_TO:
+                content = await response.read()
+                answer = Response(content, status_code=response.status)
+                answer.raw_headers = kept
+                response.release()
+                return answer
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            response.release()
             raise upstream_problem(service, exc) from exc
-        return StreamingResponse(
-            _relay(response, service),
-            status_code=response.status_code,
-            headers={k: v for k, v in response.headers.items() if k.lower() not in _DROP_RESPONSE},
-            background=BackgroundTask(response.aclose),
-        )
+        streamed = StreamingResponse(_relay(response), status_code=response.status,
+                                     background=BackgroundTask(_release, response))
+        streamed.raw_headers = kept
+        return streamed
 
     async def get_json(self, service: str, path: str, identity: Identity | None, request_id: str,
                        params: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
@@ -79,16 +125,23 @@ class Upstreams:
             raise Problem(502, "Bad gateway", f"{service} answered something other than JSON") from exc
 
 
-async def _relay(response: httpx.Response, service: str) -> AsyncIterator[bytes]:
+async def _relay(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     # Raw bytes: Content-Encoding and Content-Length stay true to what the service sent.
-    async for chunk in response.aiter_raw():
+    async for chunk in response.content.iter_any():
         yield chunk
 
 
-def upstream_problem(service: str, exc: httpx.HTTPError) -> Problem:
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+async def _release(response: aiohttp.ClientResponse) -> None:
+    response.release()
+
+
+def upstream_problem(service: str, exc: BaseException) -> Problem:
+    connect_failed = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | aiohttp.ClientConnectorError
+                                | aiohttp.ConnectionTimeoutError)
+    timed_out = isinstance(exc, httpx.TimeoutException | aiohttp.ServerTimeoutError | TimeoutError)
+    if timed_out and not connect_failed:
         return Problem(504, "Gateway timeout", f"the {service} service did not answer in time", service=service)
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+    if connect_failed:
         return Problem(503, "Service unavailable", f"the {service} service cannot be reached; try again shortly",
                        service=service, headers={"Retry-After": "5"})
     return Problem(502, "Bad gateway", f"the {service} service gave no valid answer ({type(exc).__name__})",
