@@ -94,15 +94,16 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
         return
     store, settings, now = deps.store, deps.settings, deps.clock.now()
     known_surveys, known_skips = await store.known_triggers(list(unique))
-    views = await store.views(t.customer_id for t in unique.values())
+    customer_ids = {t.customer_id for t in unique.values()}
+    views = await store.views(customer_ids)
+    # The cooldown reads the surveys already scheduled (one read for the batch) rather than a
+    # per-customer "last survey" field that would cost one more write per customer and batch.
+    for cid, at in (await store.last_survey_times(customer_ids)).items():
+        known = views.setdefault(cid, domain.CustomerView(cid))
+        known.last_survey_at = max(at, known.last_survey_at or at)
     cooldown = timedelta(days=settings.cooldown_days)
     surveys: list[dict[str, Any]] = []
     skips: list[dict[str, Any]] = []
-    latest: dict[str, datetime] = {}
-    # A survey inserted before a crash still counts for the cooldown when the trigger comes again.
-    for doc in known_surveys.values():
-        if doc.get("customer_id") and doc.get("scheduled_for"):
-            latest[doc["customer_id"]] = max(doc["scheduled_for"], latest.get(doc["customer_id"], doc["scheduled_for"]))
 
     for sid, t in unique.items():
         if sid in known_surveys or sid in known_skips:
@@ -129,7 +130,6 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
         if view is None:
             view = views[t.customer_id] = domain.CustomerView(t.customer_id)
         view.last_survey_at = max(scheduled_for, view.last_survey_at or scheduled_for)
-        latest[t.customer_id] = view.last_survey_at
         template = domain.current_template(t.kind)
         scheduled = SurveyScheduled(survey_id=sid, customer_id=t.customer_id, kind=t.kind,  # type: ignore[arg-type]
                                     scheduled_for=scheduled_for, trigger_id=t.trigger_id)
@@ -145,7 +145,6 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
 
     await store.insert_new(SURVEYS, surveys)
     await store.insert_new(SKIPS, skips)
-    await store.note_last_survey(latest)
     await deps.relay.flush(store.surveys, [d["_id"] for d in surveys])
     await deps.relay.flush(store.skips, [d["_id"] for d in skips])
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from guanxi_shared.events import CloudEvent
 from guanxi_shared.outbox import outbox_set
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -74,12 +74,14 @@ class SurveyStore:
             {"$set": {**fields, stamp_field: at}},
         )
 
-    async def note_last_survey(self, latest: dict[str, datetime]) -> None:
-        if latest:
-            await self.customers.bulk_write(
-                [UpdateOne({"_id": c}, {"$max": {"last_survey_at": at}}, upsert=True) for c, at in latest.items()],
-                ordered=False,
-            )
+    async def last_survey_times(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each customer's latest survey was scheduled (whatever became of it): the cooldown's anchor."""
+        latest: dict[str, datetime] = {}
+        async for doc in self.surveys.find({"customer_id": {"$in": list(customer_ids)}}, {"customer_id": 1, "scheduled_for": 1}):
+            at = doc.get("scheduled_for")
+            if at is not None:
+                latest[doc["customer_id"]] = max(at, latest.get(doc["customer_id"], at))
+        return latest
 
     # ------------------------------------------------------------ scheduling
 
