@@ -15,14 +15,17 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from guanxi_shared.contracts.inbound import PurchaseCompleted
 from guanxi_shared.events import InvalidEvent, decode_event, parse_data
+from guanxi_shared.settings import ServiceSettings
 from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
+# The same batch size the services poll with: a ceiling with smaller batches would make them look better.
+SERVICE_BATCH: int = ServiceSettings.model_fields["batch_max_records"].default
 NAMESPACE = uuid.UUID("0b7e54c1-1f7e-4c55-9a0d-2f4b3f0c6d11")
 
 
 async def run(kafka: str, mongodb_url: str, database: str, topic: str, follow_up_topic: str, group: str,
-              stop: asyncio.Event, max_records: int = 100) -> None:
+              stop: asyncio.Event, max_records: int = SERVICE_BATCH) -> None:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, maxPoolSize=1, tz_aware=True)
     db = mongo[database]
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=group, enable_auto_commit=False,
