@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from guanxi_shared.clock import Clock
 from guanxi_shared.contracts.complaints import ComplaintEscalated, ComplaintResolved, ComplaintStep, CrisisAlert, DeadlineEvent
@@ -17,14 +18,16 @@ from guanxi_shared.outbox import OutboxRelay
 
 from . import crisis, domain
 from .domain import Case, Emitted, Intake, Outcome, Policy
-from .store import CaseStore, CrisisStore, Episode
+from .store import CaseStore, CrisisStore, Episode, episode_id
 
 log = logging.getLogger(__name__)
 
 SOURCE = "guanxi.complaints"
-# Writes wake the relay's single poll loop rather than flushing themselves: one publisher per
-# process means an outbox entry is not sent twice by a flush racing the loop (ids stay the same
-# either way; consumers deduplicate).
+# Every write publishes its own outbox entries at once by the document's id (``relay.flush``): the
+# acknowledgement email waits on it. Waking the poll loop instead made each write cost a query over
+# the whole case collection, which FerretDB answers by reading every case (hundreds of ms per pass
+# at a few hundred cases, on the process's single store connection). The relay serialises a
+# flush and the poll on the same document and remembers confirmed ids, so they do not both publish.
 # Payload contracts of what this service publishes: every outgoing event is validated first.
 CONTRACTS: dict[str, type[Contract]] = {
     "complaint.resolved": ComplaintResolved,
@@ -89,7 +92,7 @@ async def open_case(deps: Deps, intake: Intake, causation_id: str | None = None)
         # Events a crash left unpublished are the relay's poll loop's job (same ids, deduplicated downstream).
         log.info("complaint %s already registered; duplicate intake ignored", outcome.case.id)
         return None
-    deps.relay.kick()
+    await deps.relay.flush(deps.cases.cases, [outcome.case.id])
     await count_arrival(deps, outcome.case, now)
     return outcome.case
 
@@ -110,7 +113,7 @@ async def run_command(deps: Deps, case_id: str, actor: str, privileged: bool, co
         domain.ensure_may_act(case, actor, privileged=privileged)
         outcome = command(case, deps.clock.now())
         if await deps.cases.save(outcome.case, case.version, to_cloud_events(outcome.case, outcome.events)):
-            deps.relay.kick()
+            await deps.relay.flush(deps.cases.cases, [case_id])
             return outcome.case
     raise Conflict(f"complaint {case_id} is being changed concurrently; try again")
 
@@ -127,7 +130,7 @@ async def watch_once(deps: Deps, limit: int = 200) -> int:
         # The version guard makes each flag (approaching, breached, escalated) flip once across instances.
         if await deps.cases.save(outcome.case, case.version, to_cloud_events(outcome.case, outcome.events)):
             changed += 1
-            deps.relay.kick()
+            await deps.relay.flush(deps.cases.cases, [case.id])
     for episode in await deps.crisis_store.active_episodes():
         await _maybe_end_episode(deps, episode, now)
     return changed
@@ -149,8 +152,8 @@ async def count_arrival(deps: Deps, case: Case, now: datetime) -> None:
         await deps.crisis_store.bump(dimension, value, bucket)
         reading = crisis.read(await deps.crisis_store.counts_since(dimension, value, now - rule.lookback), now, rule)
         if reading.spiking:
-            samples = await deps.cases.recent_ids(dimension, value, now - rule.window)
-            await _maybe_alert(deps, dimension, value, reading, rule, now, samples, case.customer_id)
+            await _maybe_alert(deps, dimension, value, reading, rule, now, case.customer_id,
+                               samples=partial(deps.cases.recent_ids, dimension, value, now - rule.window))
 
 
 async def on_survey_low_score(deps: Deps, event: CloudEvent) -> None:
@@ -164,7 +167,7 @@ async def on_survey_low_score(deps: Deps, event: CloudEvent) -> None:
         return
     reading = crisis.read(await deps.crisis_store.counts_since("satisfaction", "low_score", now - rule.lookback), now, rule)
     if reading.spiking:
-        await _maybe_alert(deps, "satisfaction", "low_score", reading, rule, now, [], data.customer_id)
+        await _maybe_alert(deps, "satisfaction", "low_score", reading, rule, now, data.customer_id)
     if deps.low_score_opens_case:
         scores = ", ".join(f"{k}={v}" for k, v in (("csat", data.csat), ("nps", data.nps)) if v is not None)
         intake = Intake(source=SOURCE, customer_id=data.customer_id, channel="survey", category="low_satisfaction",
@@ -175,20 +178,23 @@ async def on_survey_low_score(deps: Deps, event: CloudEvent) -> None:
 
 
 async def _maybe_alert(deps: Deps, dimension: str, value: str, reading: crisis.Reading, rule: crisis.CrisisRule,
-                       now: datetime, samples: list[str], subject: str) -> None:
+                       now: datetime, subject: str, samples: Callable[[], Awaitable[list[str]]] | None = None) -> None:
     episode = await deps.crisis_store.episode(dimension, value)
     if episode.active:
+        # Every complaint of a running episode lands here: the sample query (a scan of the cases on
+        # FerretDB) is only worth running for the alert that is actually raised.
         return
     number = episode.number + 1
     alert = CrisisAlert(alert_id=crisis.alert_id(dimension, value, number), dimension=dimension, value=value,
                         count=reading.count, window_minutes=int(rule.window.total_seconds() // 60),
-                        baseline=reading.baseline, threshold=reading.threshold, at=now, sample_complaint_ids=samples)
+                        baseline=reading.baseline, threshold=reading.threshold, at=now,
+                        sample_complaint_ids=await samples() if samples else [])
     # Keyed by the alert, not a customer: the subject is the customer whose complaint tipped it over.
     event = new_event("crisis.alert", subject, alert.model_dump(mode="json"), source=SOURCE, id=alert.alert_id, time=now)
     if await deps.crisis_store.start_episode(episode, now, [event]):
         log.warning("crisis alert %s: %s=%s count %d over baseline %.2f", alert.alert_id, dimension, value,
                     reading.count, reading.baseline)
-        deps.relay.kick()
+        await deps.relay.flush(deps.crisis_store.episodes, [episode_id(dimension, value)])
 
 
 async def _maybe_end_episode(deps: Deps, episode: Episode, now: datetime) -> None:

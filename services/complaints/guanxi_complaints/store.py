@@ -187,28 +187,28 @@ class CrisisStore:
         return [(d["bucket"], int(d["count"])) async for d in found]
 
     async def episode(self, dimension: str, value: str) -> Episode:
-        doc = await self.episodes.find_one({"_id": _episode_id(dimension, value)}, {"outbox": 0})
+        doc = await self.episodes.find_one({"_id": episode_id(dimension, value)}, {"outbox": 0})
         if doc is None:
             return Episode(dimension, value, False, 0)
         return Episode(dimension, value, bool(doc.get("active")), int(doc.get("number", 0)))
 
     async def start_episode(self, current: Episode, at: datetime, events: Iterable[CloudEvent]) -> bool:
         """Mark the episode started with its alert, once: False when another writer won."""
-        episode_id = _episode_id(current.dimension, current.value)
+        key = episode_id(current.dimension, current.value)
         fields = {"dimension": current.dimension, "value": current.value, "active": True, "number": current.number + 1,
                   "started_at": at}
         if current.number == 0 and not current.active:
             try:
-                await self.episodes.insert_one({"_id": episode_id, **fields, **_outbox_doc(events)})
+                await self.episodes.insert_one({"_id": key, **fields, **_outbox_doc(events)})
             except DuplicateKeyError:
                 return False
             return True
-        result = await self.episodes.update_one({"_id": episode_id, "number": current.number, "active": False},
+        result = await self.episodes.update_one({"_id": key, "number": current.number, "active": False},
                                                 {"$set": {**fields, **outbox_set(events)}})
         return result.modified_count == 1
 
     async def end_episode(self, current: Episode, at: datetime) -> None:
-        await self.episodes.update_one({"_id": _episode_id(current.dimension, current.value), "number": current.number,
+        await self.episodes.update_one({"_id": episode_id(current.dimension, current.value), "number": current.number,
                                         "active": True}, {"$set": {"active": False, "ended_at": at}})
 
     async def active_episodes(self) -> list[Episode]:
@@ -216,5 +216,5 @@ class CrisisStore:
         return [Episode(d["dimension"], d["value"], True, int(d["number"])) async for d in found]
 
 
-def _episode_id(dimension: str, value: str) -> str:
+def episode_id(dimension: str, value: str) -> str:
     return f"{dimension}|{value}"
