@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaError
 from guanxi_shared.topics import PURCHASE_COMPLETED
 from pymongo import AsyncMongoClient
 
-from . import ceiling, ingest, naive
+from . import ceiling, ingest, latency, naive
 from .common import ROOT, create_topics, delete_topics, fill_backlog, run_id, target
 from .gateway import GatewayBench, free_port, spawn
 
@@ -41,6 +41,8 @@ REPEATS = int(os.environ.get("GUANXI_BENCH_REPEATS", "2"))
 CAP = float(os.environ.get("GUANXI_BENCH_CAP", "90"))
 HTTP_SECONDS = int(os.environ.get("GUANXI_BENCH_HTTP_SECONDS", "8"))
 HTTP_CONNECTIONS = int(os.environ.get("GUANXI_BENCH_HTTP_CONNECTIONS", "32"))
+# Comma-separated subset of ceiling, ingest, naive, gateway, latency (default: all of them).
+ONLY = {n.strip() for n in os.environ.get("GUANXI_BENCH_ONLY", "").split(",") if n.strip()}
 # The ceiling and the naive peer publish their follow-ups here, where no service listens.
 FOLLOW_UPS = "bench.follow_ups"
 RESULTS = ROOT / "bench" / "results"
@@ -48,6 +50,10 @@ RESULTS = ROOT / "bench" / "results"
 
 def fmt(values: Any) -> str:
     return "  ".join(f"{v:.0f}" for v in values)
+
+
+def wanted(variant: str) -> bool:
+    return not ONLY or variant in ONLY
 
 
 def say(msg: str) -> None:
@@ -193,7 +199,7 @@ async def main() -> dict[str, Any]:
     variants: dict[str, Callable[[str, str, str, str], Awaitable[dict[str, Any]]]] = {
         "ceiling": run_ceiling, "ingest": run_ingest, "naive": run_naive}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
-    order = list(variants)
+    order = [name for name in variants if wanted(name)]
     for repeat in range(REPEATS):
         for name in order if repeat % 2 == 0 else list(reversed(order)):
             suffix = f"{rid}_{name}_{repeat}"
@@ -208,21 +214,33 @@ async def main() -> dict[str, Any]:
                 f"({result['per_group']}; stalled: {result['stalled']})")
 
     gateway: dict[str, Any] = {"rounds": []}
-    gw = GatewayBench(where.kafka, where.mongodb_url, prefix, rid)
-    try:
-        await gw.start()
-        for repeat in range(REPEATS):
-            round_ = await gw.measure(HTTP_SECONDS, HTTP_CONNECTIONS)
-            gateway["rounds"].append(round_)
-            g, b = round_["gateway"], round_["baseline"]
-            say(f"repeat {repeat + 1}/{REPEATS} gateway {g['rps']:.0f} rps (p99 {g['p99_ms']:.1f} ms), "
-                f"baseline {b['rps']:.0f} rps (p99 {b['p99_ms']:.1f} ms)")
-    except Exception as exc:
-        gateway["error"] = f"{type(exc).__name__}: {exc}"
-        gateway["logs"] = gw.logs()
-        say(f"gateway benchmark failed: {gateway['error']}")
-    finally:
-        gw.stop()
+    if wanted("gateway"):
+        gw = GatewayBench(where.kafka, where.mongodb_url, prefix, rid)
+        try:
+            await gw.start()
+            for repeat in range(REPEATS):
+                round_ = await gw.measure(HTTP_SECONDS, HTTP_CONNECTIONS)
+                gateway["rounds"].append(round_)
+                g, b = round_["gateway"], round_["baseline"]
+                say(f"repeat {repeat + 1}/{REPEATS} gateway {g['rps']:.0f} rps (p99 {g['p99_ms']:.1f} ms), "
+                    f"baseline {b['rps']:.0f} rps (p99 {b['p99_ms']:.1f} ms)")
+        except Exception as exc:
+            gateway["error"] = f"{type(exc).__name__}: {exc}"
+            gateway["logs"] = gw.logs()
+            say(f"gateway benchmark failed: {gateway['error']}")
+        finally:
+            gw.stop()
+
+    lat: dict[str, Any] = {"measured": False, "reason": "not selected (GUANXI_BENCH_ONLY)"}
+    if wanted("latency"):
+        say("latency: complaint over HTTP → acknowledgement email (closed-loop capacity, then open loop)")
+        try:
+            lat = await asyncio.wait_for(latency.run(where.kafka, where.mongodb_url, f"{prefix}lat.", rid),
+                                         timeout=latency.BUDGET)
+        except TimeoutError:
+            lat = {"error": f"timed out after {latency.BUDGET:.0f} s"}
+        say(f"latency: capacity {lat.get('capacity')}; open loop {lat.get('open_loop')}; error {lat.get('error')}")
+    ack = lat.get("open_loop") or {}
 
     def best(name: str) -> float:
         return max(r["eps"] for r in runs[name]) if runs[name] else float("nan")
@@ -243,7 +261,7 @@ async def main() -> dict[str, Any]:
         "naive_eps": round(naive_eps, 1),
         "ingest_ratio": round(ingest_eps / ceiling_eps, 3) if ceiling_eps else None,
         "ingest_vs_naive": round(ingest_eps / naive_eps, 2) if naive_eps else None,
-        "ack_p99_ms": None,
+        "ack_p99_ms": ack.get("p99_ms"),
         "gateway_rps": round(gw_rps, 1) if gw_rps else None,
         "gateway_ratio": round(gw_rps / base_rps, 3) if gw_rps and base_rps else None,
     }
@@ -252,7 +270,7 @@ async def main() -> dict[str, Any]:
                          "cap_s": CAP, "http_seconds": HTTP_SECONDS,
                          "http_connections": HTTP_CONNECTIONS, "batch_max_records": 500},
             "versions": versions(), "runs": runs, "gateway": gateway, "best": {n: best(n) for n in runs},
-            "latency": {"measured": False, "reason": "complaint → acknowledgement email not measured in this run"},
+            "latency": lat,
             "headline": headline}
 
     print()
@@ -265,6 +283,9 @@ async def main() -> dict[str, Any]:
               f"{fmt(r['gateway']['rps'] for r in gateway['rounds']):>30}")
         print(f"{'plain FastAPI baseline':<34}{base_rps:>9.0f} rps"
               f"{fmt(r['baseline']['rps'] for r in gateway['rounds']):>30}")
+    if ack:
+        detail = f"p50 {ack['p50_ms']:.0f}, p95 {ack['p95_ms']:.0f} at {ack['rate_per_s']}/s, lost {ack['lost']}"
+        print(f"{'complaint ack email p99':<34}{ack['p99_ms']:>9.0f} ms{detail:>42}")
     print(f"ratios: ingest/ceiling {headline['ingest_ratio']}, ingest/naive {headline['ingest_vs_naive']}, "
           f"gateway/baseline {headline['gateway_ratio']}")
 

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 
-from .common import percentile
+from .common import create_topics, percentile
 from .gateway import free_port, spawn, wait_ready
 
 CUSTOMERS = int(os.environ.get("GUANXI_BENCH_LAT_CUSTOMERS", "40"))
@@ -43,6 +43,8 @@ CAPACITY_SECONDS = float(os.environ.get("GUANXI_BENCH_LAT_CAPACITY_SECONDS", "15
 LOAD = float(os.environ.get("GUANXI_BENCH_LAT_LOAD", "0.5"))
 SECONDS = float(os.environ.get("GUANXI_BENCH_LAT_SECONDS", "20"))
 DRAIN_SECONDS = float(os.environ.get("GUANXI_BENCH_LAT_DRAIN_SECONDS", "30"))
+# Upper bound of the whole benchmark: start-up, registration, both phases and both drains.
+BUDGET = 120 + CAPACITY_SECONDS + SECONDS + 2 * DRAIN_SECONDS
 SERVICES = ("customer", "complaints", "notifications", "gateway")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -277,10 +279,15 @@ class LatencyBench:
 
 
 async def run(kafka: str, mongodb_url: str, prefix: str, suffix: str) -> dict[str, Any]:
-    """Capacity, then the open-loop run at ``LOAD`` × capacity; the full result for the JSON."""
+    """Capacity, then the open-loop run at ``LOAD`` × capacity; the full result for the JSON.
+
+    ``prefix`` must be this benchmark's own topic prefix (its topics are created here): the customer
+    service would otherwise also consume the ingest benchmarks' purchase backlog meanwhile."""
+    await create_topics(kafka, prefix, 3)
     bench = LatencyBench(kafka, mongodb_url, prefix, suffix)
     result: dict[str, Any] = {"path": "HTTP POST /api/v1/complaints via the gateway → complaints → notifications → SMTP",
-                              "customers": CUSTOMERS, "load": LOAD, "logs": str(bench.dir)}
+                              "customers": CUSTOMERS, "load": LOAD, "window": WINDOW, "capacity_s": CAPACITY_SECONDS,
+                              "open_loop_s": SECONDS, "drain_s": DRAIN_SECONDS, "logs": str(bench.dir)}
     try:
         await bench.start()
         await bench.warm_up()
@@ -305,11 +312,10 @@ async def _standalone() -> dict[str, Any]:
     import json
 
     from .__main__ import cleanup
-    from .common import create_topics, run_id, target
+    from .common import run_id, target
 
     where = target()
     rid = run_id()
-    await create_topics(where.kafka, f"{rid}.", 3)
     try:
         result = await run(where.kafka, where.mongodb_url, f"{rid}.", rid)
     finally:
