@@ -9,6 +9,9 @@ Hooks (environment variables, all off by default) put the process in a precise b
 * ``FAULT_EXIT_AFTER_PUBLISHES=N``: ``os._exit`` right after the N-th outbox event was confirmed by
   Kafka, before the relay clears it from the document.
 * ``FAULT_HANDLER_DELAY=S``: each handler waits S seconds first, so a signal lands mid-handler.
+* ``FAULT_EXIT_BEFORE_RECORDING=N`` (gateway only): ``os._exit`` when the N-th ``Idempotency-Key``
+  request has its answer from the service, before the gateway records it: the effect happened, the
+  answer may or may not have reached the caller, and the key is left pending.
 
 The hooks wrap the shared classes, so they work for any service built on ``guanxi_shared``.
 """
@@ -40,6 +43,7 @@ def install_hooks() -> None:
     exit_after_batches = int(os.environ.get("FAULT_EXIT_AFTER_BATCHES", "0"))
     exit_after_publishes = int(os.environ.get("FAULT_EXIT_AFTER_PUBLISHES", "0"))
     delay = float(os.environ.get("FAULT_HANDLER_DELAY", "0"))
+    exit_before_recording = int(os.environ.get("FAULT_EXIT_BEFORE_RECORDING", "0"))
 
     if exit_after_batches:
         consume = EventConsumer._consume
@@ -75,6 +79,21 @@ def install_hooks() -> None:
             return await handle_one(self, delivery)
 
         EventConsumer.handle_one = slow_handle_one  # type: ignore[method-assign]
+
+    if exit_before_recording:
+        from guanxi_gateway.store import MongoIdempotencyStore, StoredAnswer
+
+        complete = MongoIdempotencyStore.complete
+        answered = 0
+
+        async def die_before_recording(self: MongoIdempotencyStore, rid: str, answer: StoredAnswer, now: Any) -> None:
+            nonlocal answered
+            answered += 1
+            if answered >= exit_before_recording:
+                os._exit(CRASH_CODE)  # effect done, answer passed on, not recorded
+            await complete(self, rid, answer, now)
+
+        MongoIdempotencyStore.complete = die_before_recording  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from guanxi_shared.auth import Identity, Role, require_roles
 from guanxi_shared.problems import Problem
 
@@ -35,6 +35,8 @@ Senior = Annotated[Identity, Depends(require_roles(Role.supervisor, Role.admin))
 Admin = Annotated[Identity, Depends(require_roles(Role.admin))]
 Service = Annotated[Identity, Depends(require_roles(Role.service))]
 Limit = Annotated[int, Query(ge=1, le=200)]
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200, description=(
+    "the same key again (same caller) registers nothing new and answers with the customer registered first"))]
 
 customers = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 interactions = APIRouter(prefix="/api/v1/interactions", tags=["contact records"])
@@ -44,8 +46,8 @@ internal = APIRouter(prefix="/internal/customers", tags=["internal"])
 
 
 @customers.post("", status_code=201, summary="Register a customer (personal fields are sealed at once)")
-async def register(body: NewCustomer, ctx: Ctx, who: Intake) -> dict[str, Any]:
-    return await handlers.register(ctx, body, who.subject)
+async def register(body: NewCustomer, ctx: Ctx, who: Intake, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    return await handlers.register(ctx, body, who.subject, idempotency_key)
 
 
 @customers.get("", summary="List and search customers (masked)")

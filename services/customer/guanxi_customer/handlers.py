@@ -9,6 +9,7 @@ to callers allowed to see them, after the audit event is safely in the outbox.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import uuid
@@ -193,9 +194,22 @@ async def _existing(ctx: Context, customer_id: str, *, allow_stub: bool = False)
 
 # Profiles ---------------------------------------------------------------------------------------------
 
-async def register(ctx: Context, body: NewCustomer, actor: str) -> dict[str, Any]:
+# Ids of customers registered with an Idempotency-Key are derived from it (caller and key), so a
+# retry, by the gateway after it died mid-request or by the caller itself, finds the customer
+# registered the first time instead of registering a second one.
+_REGISTRATION_IDS = uuid.UUID("5f0c9a52-7d1e-4c38-9a0b-2e6b1f4d8c71")
+
+
+def registration_key(actor: str, idempotency_key: str) -> str:
+    # Scoped to the caller: two callers that happen to choose the same key register two customers.
+    return hashlib.sha256(f"{actor}\x00{idempotency_key}".encode()).hexdigest()
+
+
+async def register(ctx: Context, body: NewCustomer, actor: str, idempotency_key: str | None = None) -> dict[str, Any]:
     now = ctx.clock.now()
-    customer_id = body.id or str(uuid.uuid4())
+    request_key = registration_key(actor, idempotency_key) if idempotency_key else None
+    request_print = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    customer_id = body.id or (str(uuid.uuid5(_REGISTRATION_IDS, request_key)) if request_key else str(uuid.uuid4()))
     given = body.model_dump(exclude={"id", "consents", "source"}, exclude_none=True)
     pii = {k: v for k, v in _normalise_pii(ctx, given).items() if v is not None}
     plain = {f: given[f] for f in PLAIN_FIELDS if f in given}
@@ -217,10 +231,14 @@ async def register(ctx: Context, body: NewCustomer, actor: str) -> dict[str, Any
         **plain, **sealed, "status": REGISTERED, "vault": wrapped.as_doc(), "consents": consents,
         "channels_opted_out": [], "registered_at": now, "updated_at": now, "profile_updated_at": now,
     }
+    if request_key:
+        state["registration"] = {"key": request_key, "fingerprint": request_print}
     history = {"at": now, "actor": actor, "action": "registered", "fields": fields}
 
     for _ in range(3):
         existing = await ctx.store.customer(customer_id)
+        if existing is not None and request_key and (existing.get("registration") or {}).get("key") == request_key:
+            return await _registered_before(ctx, existing, request_print)
         if existing is not None and existing.get("status") != UNREGISTERED:
             raise Problem(409, "Conflict", f"customer {customer_id} already exists"
                           + (" (erased; ids are never reused)" if existing.get("status") == ERASED else ""))
@@ -253,6 +271,15 @@ async def register(ctx: Context, body: NewCustomer, actor: str) -> dict[str, Any
         raise Problem(409, "Conflict", f"customer {customer_id} changed concurrently; retry")
     await _flush(ctx, "customers", customer_id)
     doc = await _existing(ctx, customer_id)
+    return profile_view(doc, reveal(ctx, doc), masked=True)
+
+
+async def _registered_before(ctx: Context, doc: Doc, request_print: str) -> dict[str, Any]:
+    """The same registration again (same caller and Idempotency-Key): the customer it made, not a second one."""
+    if doc["registration"].get("fingerprint") != request_print:
+        raise Problem(422, "Invalid request", "this Idempotency-Key was used to register a different customer")
+    await _flush(ctx, "customers", doc["_id"])  # the first attempt may have stopped before publishing
+    doc = await _existing(ctx, doc["_id"])
     return profile_view(doc, reveal(ctx, doc), masked=True)
 
 

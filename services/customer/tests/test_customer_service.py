@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -461,3 +462,37 @@ async def test_a_backlog_of_purchases_takes_the_batch_path_and_decides_like_one_
                 cause = expected_changes[json.loads(record.value)["id"]]
                 assert headers["traceparent"].split("-")[1] == cause, "the follow-up continues its purchase's trace"
         assert not await store.customers.count_documents({"outbox": {"$exists": True, "$ne": {}}})
+
+
+async def test_registration_with_an_idempotency_key_registers_one_customer_per_caller_and_key(make_settings, topics,
+                                                                                              tap) -> None:
+    settings = fast_settings(make_settings)
+    events = await tap("customer.registered")
+    async with running(settings, ManualClock()) as (app, client):
+        customers = ctx_of(app).store.customers
+        alice = {**who(settings), "Idempotency-Key": "signup-1"}
+        first = await client.post("/api/v1/customers", json=ALICE, headers=alice)
+        assert first.status_code == 201, first.text
+        # The retry of a caller who never saw the answer (or of a gateway that died before recording it).
+        again = await client.post("/api/v1/customers", json=ALICE, headers=alice)
+        assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+        assert await customers.count_documents({}) == 1
+
+        # Duplicates racing each other: one insert wins, the other answers with the same customer.
+        racing = {**who(settings), "Idempotency-Key": "signup-2"}
+        bob_body = {**ALICE, "name": "Bob", "email": "bob@example.com"}
+        answers = await asyncio.gather(*(client.post("/api/v1/customers", json=bob_body, headers=racing) for _ in range(3)))
+        assert [a.status_code for a in answers] == [201, 201, 201], [a.text for a in answers]
+        assert len({a.json()["id"] for a in answers}) == 1
+        assert await customers.count_documents({}) == 2
+
+        # The same key for a different customer is refused; another caller's same key is their own.
+        reused = await client.post("/api/v1/customers", json={**ALICE, "name": "Someone else"}, headers=alice)
+        assert reused.status_code == 422 and "Idempotency-Key" in reused.json()["detail"]
+        other = await client.post("/api/v1/customers", json=ALICE,
+                                  headers={**who(settings, subject="bob"), "Idempotency-Key": "signup-1"})
+        assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+        assert await customers.count_documents({}) == 3
+        await events.wait_for(lambda t: len(unique_events(t, "customer.registered")) == 3, what="three registrations")
+        await events.settle(0.5)
+        assert len(unique_events(events, "customer.registered")) == 3

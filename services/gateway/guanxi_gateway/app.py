@@ -70,7 +70,8 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
     upstreams = Upstreams(settings)
-    idempotency = MongoIdempotencyStore(runtime.db["idempotency_keys"], timedelta(hours=settings.idempotency_ttl_hours))
+    idempotency = MongoIdempotencyStore(runtime.db["idempotency_keys"], timedelta(hours=settings.idempotency_ttl_hours),
+                                        timedelta(seconds=settings.idempotency_lease_seconds))
     recorder = AccessRecorder(runtime)
     sources = OpenApiSources(upstreams.client, settings.upstreams())
     templates = domain.TemplateIndex([f"{domain.API}/surveys/answer/{{token}}"])

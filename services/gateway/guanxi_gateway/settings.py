@@ -43,6 +43,9 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_page_size: int = Field(100, ge=1)
     idempotency_ttl_hours: int = Field(24, ge=1)
+    idempotency_lease_seconds: float = Field(
+        30.0, gt=0, description="a key still pending after this is taken over by a retry (its gateway died); "
+                                "keep it above upstream_timeout")
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
     trusted_proxies: int = Field(0, ge=0, description="X-Forwarded-For hops to trust for the client address")
 
