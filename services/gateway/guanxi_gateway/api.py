@@ -47,6 +47,11 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {202: {"description": "Accepted: th
 router = APIRouter(prefix=API)
 
 
+def _idempotency_record(request: Request) -> str | None:
+    record: str | None = getattr(request.state, "idempotency_record", None)  # set by the front door
+    return record
+
+
 def _accepted(result: Accepted, location: str | None) -> JSONResponse:
     headers = {"Location": location} if location else None
     return JSONResponse(result.model_dump(), status_code=202, headers=headers)
@@ -56,7 +61,7 @@ def _accepted(result: Accepted, location: str | None) -> JSONResponse:
              summary="File a complaint (publishes complaint.received); roles: agent, supervisor, admin, integration")
 async def file_complaint(body: ComplaintIntake, request: Request, ctx: Ctx, _: Caller) -> JSONResponse:
     request.state.customer_id = body.customer_id
-    result = await handlers.file_complaint(body, ctx.publisher, ctx.clock)
+    result = await handlers.file_complaint(body, ctx.publisher, ctx.clock, _idempotency_record(request))
     return _accepted(result, f"{API}/complaints/{result.id}")
 
 
@@ -64,7 +69,7 @@ async def file_complaint(body: ComplaintIntake, request: Request, ctx: Ctx, _: C
              summary="Log a contact (publishes interaction.logged); roles: agent, supervisor, admin, integration")
 async def log_interaction(body: InteractionIntake, request: Request, ctx: Ctx, identity: Caller) -> JSONResponse:
     request.state.customer_id = body.customer_id
-    result = await handlers.log_interaction(body, identity, ctx.publisher, ctx.clock)
+    result = await handlers.log_interaction(body, identity, ctx.publisher, ctx.clock, _idempotency_record(request))
     return _accepted(result, None)
 
 

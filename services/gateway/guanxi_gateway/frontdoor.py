@@ -152,6 +152,8 @@ class FrontDoor:
             raise Problem(422, "Invalid request", "Idempotency-Key must be 1 to 200 characters")
         gate = self.gate
         rid = record_id(caller, key)
+        # Intake derives its ids from the record: a retry after a crash publishes the same complaint.
+        scope.setdefault("state", {})["idempotency_record"] = rid
         fp = fingerprint(scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), body)
         claim: Claim = await gate.idempotency.claim(rid, fp, gate.clock.now())
         if claim.outcome == "in_progress":

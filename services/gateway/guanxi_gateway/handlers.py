@@ -105,26 +105,37 @@ def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
         raise Problem(422, "Invalid request", describe_validation_error(exc)) from exc
 
 
-async def file_complaint(body: ComplaintIntake, publisher: EventPublisher, clock: Clock) -> Accepted:
-    complaint_id = uuid.uuid4()
-    data = {**body.model_dump(exclude_none=True), "complaint_id": str(complaint_id),
+def _intake_id(kind: str, idempotency_record: str | None) -> str:
+    """A fresh id, or with an Idempotency-Key one derived from it (and the caller): a retry the gateway runs
+    again after a crash (its answer was never recorded) publishes the same id, and the owning service
+    deduplicates on it, so the complaint or contact is still recorded once."""
+    if idempotency_record is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"guanxi:{kind}:{idempotency_record}"))
+
+
+async def file_complaint(body: ComplaintIntake, publisher: EventPublisher, clock: Clock,
+                         idempotency_record: str | None = None) -> Accepted:
+    complaint_id = _intake_id("complaint", idempotency_record)
+    data = {**body.model_dump(exclude_none=True), "complaint_id": complaint_id,
             "received_at": (body.received_at or clock.now()).isoformat()}
     complaint = _validated(ComplaintReceived, data)
     event = new_event(COMPLAINT_RECEIVED, complaint.customer_id, complaint.model_dump(mode="json", exclude_none=True),
-                      source=SOURCE, time=clock.now())
+                      source=SOURCE, time=clock.now(), id=_intake_id("complaint.received", idempotency_record))
     await publisher.publish(event)
-    return Accepted(id=str(complaint_id), type=COMPLAINT_RECEIVED)
+    return Accepted(id=complaint_id, type=COMPLAINT_RECEIVED)
 
 
-async def log_interaction(body: InteractionIntake, identity: Identity, publisher: EventPublisher, clock: Clock) -> Accepted:
+async def log_interaction(body: InteractionIntake, identity: Identity, publisher: EventPublisher, clock: Clock,
+                          idempotency_record: str | None = None) -> Accepted:
     data = body.model_dump(exclude_none=True)
-    data["interaction_id"] = body.interaction_id or str(uuid.uuid4())
+    data["interaction_id"] = body.interaction_id or _intake_id("interaction", idempotency_record)
     data["occurred_at"] = (body.occurred_at or clock.now()).isoformat()
     if body.agent_id is None and identity.has(*domain.STAFF):
         data["agent_id"] = identity.subject  # the member of staff who logged it handled it
     interaction = _validated(InteractionLogged, data)
     event = new_event(INTERACTION_LOGGED, interaction.customer_id, interaction.model_dump(mode="json", exclude_none=True),
-                      source=SOURCE, time=clock.now())
+                      source=SOURCE, time=clock.now(), id=_intake_id("interaction.logged", idempotency_record))
     await publisher.publish(event)
     return Accepted(id=data["interaction_id"], type=INTERACTION_LOGGED)
 

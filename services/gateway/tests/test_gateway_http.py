@@ -23,6 +23,7 @@ from guanxi_gateway.token import issue_token
 from guanxi_shared.auth import Identity, Role, verify_internal
 from guanxi_shared.settings import DEV_SECRET
 from guanxi_shared.testing import eventually
+from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
 
@@ -312,3 +313,36 @@ async def test_readiness_and_clean_stop(make_settings, topics) -> None:
         assert ready.status_code == 200 and ready.json()["checks"] == {"store": True, "broker": True, "started": True}
         probe = await eventually(lambda: client.get("/healthz"), lambda r: r.status_code == 200, timeout=5)
         assert "x-request-id" in probe.headers
+
+
+async def test_intake_retried_after_a_crash_before_recording_publishes_the_same_ids(make_settings, topics, tap) -> None:
+    """The gateway died after publishing and before recording the answer; the retry runs again and must
+    publish the same complaint (and event) id, so the complaints service opens one case."""
+    received = await tap("complaint.received", "interaction.logged")
+    async with platform(make_settings) as p, gateway_client(p.app) as client:
+        agent = {**p.token("agent"), "Idempotency-Key": "intake-crash-1"}
+        body = {"customer_id": "c-x", "channel": "phone", "category": "delivery", "severity": "low", "description": "late"}
+        contact = {"customer_id": "c-x", "channel": "phone", "direction": "inbound", "summary": "asked again"}
+        first = (await client.post("/api/v1/complaints", json=body, headers=agent)).json()["id"]
+        first_contact = (await client.post("/api/v1/interactions", json=contact,
+                                           headers={**agent, "Idempotency-Key": "contact-crash-1"})).json()["id"]
+        store: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(p.settings.mongodb_url)
+        try:
+            # What a crash between publishing and recording leaves: no answer to replay (the lease expired).
+            await store[p.settings.mongodb_database]["idempotency_keys"].delete_many({})
+        finally:
+            await store.close()
+        again = await client.post("/api/v1/complaints", json=body, headers=agent)
+        again_contact = await client.post("/api/v1/interactions", json=contact,
+                                          headers={**agent, "Idempotency-Key": "contact-crash-1"})
+        assert "idempotent-replayed" not in again.headers  # it really ran again
+        assert again.json()["id"] == first and again_contact.json()["id"] == first_contact
+        # Another caller's same key is another complaint.
+        other = await client.post("/api/v1/complaints", json=body,
+                                  headers={**p.token("agent", "bob"), "Idempotency-Key": "intake-crash-1"})
+        assert other.json()["id"] != first
+        await received.wait_for(lambda t: t.count("complaint.received") == 3 and t.count("interaction.logged") == 2)
+        complaints = received.events("complaint.received")
+        assert [e["data"]["complaint_id"] for e in complaints].count(first) == 2
+        assert len({e["id"] for e in complaints if e["data"]["complaint_id"] == first}) == 1  # one event id, deduplicated
+        assert len({e["id"] for e in received.events("interaction.logged")}) == 1
