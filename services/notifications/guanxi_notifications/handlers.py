@@ -49,21 +49,25 @@ class Deps:
 
 
 async def request_notification(deps: Deps, spec: NotificationSpec, correlation_id: str | None = None) -> str:
-    """Record the message (once per trigger event) and try to send it now."""
+    """Record the message (once per trigger event), claimed by us, and send it now."""
     now = deps.clock.now()
     nid = spec.notification_id
-    created = await deps.store.insert_notification({
+    # Written already claimed: the durable ``sending`` state exists before any channel is touched, as
+    # with ``claim``, without a second write of the document (see ``insert_claimed``).
+    doc = await deps.store.insert_claimed({
         "_id": nid, "customer_id": spec.customer_id, "template": spec.template, "category": spec.category.value,
         "variables": spec.variables, "requested_channel": spec.channel.value if spec.channel else None,
         "requested_language": spec.language, "trigger_event_id": spec.trigger_event_id,
-        "trigger_type": spec.trigger_type, "correlation_id": correlation_id, "status": Status.pending.value,
+        "trigger_type": spec.trigger_type, "correlation_id": correlation_id,
         "due_at": now, "attempts": 0, "holds": 0, "created_at": now, "updated_at": now,
         "history": [{"at": now, "status": Status.pending.value, "reason": f"requested by {spec.trigger_type}"}],
-    })
-    if not created:
+    }, now, timedelta(seconds=deps.settings.sending_lease_seconds))
+    if doc is None:
         log.info("notification %s already recorded for event %s; not sending again", nid, spec.trigger_event_id)
-    # Also for a redelivery: a message left pending by a crash is finished now; a settled one is not touched.
-    await dispatch(deps, nid)
+        # A redelivery: a message left pending by a crash is finished now; a settled one is not touched.
+        await dispatch(deps, nid)
+        return nid
+    await _record(deps, doc, await decide_and_send(deps, doc))
     return nid
 
 
