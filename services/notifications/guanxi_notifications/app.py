@@ -63,6 +63,7 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
 
     @runtime.on_shutdown
     async def close_clients() -> None:
+        await deps.outgoing.drain(timeout=20)
         await directory.close()
         for provider in webhooks:
             await provider.close()

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,52 @@ log = logging.getLogger(__name__)
 SOURCE = "guanxi/notifications"
 
 
+class Outgoing:
+    """Sends of recorded messages, run beside the consumer instead of inside its batch.
+
+    The consumer commits a batch when every message of it is *recorded* (claimed, with its lease),
+    which is what at-least-once needs; the sends follow here. Inside the batch, a batch of fresh
+    events waited for the slowest send of the batch before the next events were even read, so under a
+    steady trickle each email also waited for its predecessors' contact-detail lookups and SMTP sessions.
+    One customer's messages still go out in the order their events arrived (each waits for the previous
+    one of that customer). A crash loses nothing: an unsent message is ``sending`` with a lease, and the
+    dispatcher takes it over when the lease ends.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self._slots = asyncio.Semaphore(limit)
+        self._last: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, customer_id: str, send: Callable[[], Awaitable[None]]) -> None:
+        previous = self._last.get(customer_id)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])  # its outcome is its own; only the order matters here
+            async with self._slots:
+                try:
+                    await send()
+                except Exception:
+                    log.exception("sending a recorded message failed; the dispatcher retries it after its lease")
+
+        task = asyncio.create_task(run())
+        self._last[customer_id] = task
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if self._last.get(customer_id) is t:
+                del self._last[customer_id]
+
+        task.add_done_callback(done)
+
+    async def drain(self, timeout: float) -> None:
+        """Let in-flight sends finish (shutdown); what is left is taken over after its lease."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+
 @dataclass
 class Deps:
     settings: NotificationsSettings
@@ -42,6 +88,7 @@ class Deps:
     directory: ContactDirectory
     channels: Mapping[Channel, ChannelProvider]
     relay: OutboxRelay
+    outgoing: Outgoing = field(default_factory=Outgoing)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,7 +96,7 @@ class Deps:
 
 
 async def request_notification(deps: Deps, spec: NotificationSpec, correlation_id: str | None = None) -> str:
-    """Record the message (once per trigger event), claimed by us, and send it now."""
+    """Record the message (once per trigger event), claimed by us, and start sending it now."""
     now = deps.clock.now()
     nid = spec.notification_id
     # Written already claimed: the durable ``sending`` state exists before any channel is touched, as
@@ -67,7 +114,10 @@ async def request_notification(deps: Deps, spec: NotificationSpec, correlation_i
         # A redelivery: a message left pending by a crash is finished now; a settled one is not touched.
         await dispatch(deps, nid)
         return nid
-    await _record(deps, doc, await decide_and_send(deps, doc))
+    async def send() -> None:
+        await _record(deps, doc, await decide_and_send(deps, doc))
+
+    deps.outgoing.start(spec.customer_id, send)
     return nid
 
 

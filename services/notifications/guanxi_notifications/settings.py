@@ -42,7 +42,11 @@ class NotificationsSettings(ServiceSettings):
     retry_backoff_seconds: list[float] = Field(default_factory=lambda: [60.0, 300.0, 1800.0])
     # A claim ("sending") older than this is assumed crashed and tried again (at-least-once edge).
     sending_lease_seconds: float = Field(300.0, gt=0)
-    dispatch_interval_seconds: float = Field(1.0, gt=0)
+    # Held messages wait for the end of quiet hours or a cap window, retries for minutes: a few seconds
+    # late is nothing, while each pass is a query FerretDB answers by reading every stored message.
+    dispatch_interval_seconds: float = Field(5.0, gt=0)
+    # Each outcome publishes its own events at once (handlers._record); the poll is the safety net.
+    outbox_poll_seconds: float = Field(5.0, gt=0)
 
     # Protection against harassment (CR-3).
     quiet_hours_start: str = "21:00"
