@@ -201,13 +201,15 @@ class GatewayBench:
     def _plain_env(self) -> dict[str, str]:
         from guanxi_customer.settings import CustomerSettings
         from guanxi_gateway.settings import GatewaySettings
+        from guanxi_shared.store import pool_size
 
         gateway, customer = GatewaySettings(), CustomerSettings(**{"mongodb_url": self.env["MONGODB_URL"]})
-        pool = customer.mongodb_max_pool_size or (1 if customer.environment == "local" else 100)
+        # The customer service reads a profile through its read pool (ServiceRuntime.read_db); the plain
+        # app gets a pool of the same size (it has no writes, so it needs no narrower one).
+        pool = max(pool_size(customer), customer.mongodb_read_pool_size)
         return {"PLAIN_JWT_SECRET": gateway.jwt_secret.get_secret_value(), "PLAIN_JWT_ISSUER": gateway.jwt_issuer,
                 "PLAIN_JWT_AUDIENCE": gateway.jwt_audience, "PLAIN_DATABASE": self.database,
                 "PLAIN_MASTER_KEYS": json.dumps({k: v.get_secret_value() for k, v in customer.master_keys.items()}),
-                # The same pool the customer service gets (see ServiceSettings.mongodb_max_pool_size).
                 "PLAIN_MAX_POOL_SIZE": str(pool)}
 
     async def start(self) -> None:

@@ -10,7 +10,7 @@ with role ``service`` and their own name as subject.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -80,10 +80,13 @@ def verify_internal(token: str, secret: str) -> Identity:
         raise Problem(401, "Unauthenticated", f"invalid identity: {exc}") from exc
 
 
-def identity_dependency(secret_of: Callable[[Request], str]) -> Callable[[Request], Identity]:
-    """A FastAPI dependency reading the verified identity from the internal header."""
+def identity_dependency(secret_of: Callable[[Request], str]) -> Callable[[Request], Awaitable[Identity]]:
+    """A FastAPI dependency reading the verified identity from the internal header.
 
-    def current_identity(request: Request) -> Identity:
+    ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in a worker thread,
+    a thread hop per dependency per request (measured as ~10 % of a service's CPU on reads)."""
+
+    async def current_identity(request: Request) -> Identity:
         token = request.headers.get(IDENTITY_HEADER)
         if not token:
             raise Problem(401, "Unauthenticated", f"missing {IDENTITY_HEADER} header")
@@ -102,10 +105,10 @@ current_identity = identity_dependency(_secret_from_app)
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
 
 
-def require_roles(*roles: Role) -> Callable[..., Identity]:
+def require_roles(*roles: Role) -> Callable[..., Awaitable[Identity]]:
     allowed: Iterable[Role] = roles
 
-    def check(identity: CurrentIdentity) -> Identity:
+    async def check(identity: CurrentIdentity) -> Identity:  # async: no worker thread (see above)
         if not identity.has(*allowed):
             raise Problem(403, "Forbidden", f"role {', '.join(identity.roles)} may not do this; needs one of: "
                           + ", ".join(sorted(str(r) for r in allowed)))

@@ -39,6 +39,10 @@ class ServiceSettings(BaseSettings):
     # per process serialises the process's store operations, which SQLite serialises anyway.
     # 0 = automatic: 1 in local mode (FerretDB), the driver's default (100) elsewhere (MongoDB).
     mongodb_max_pool_size: int = _common("MONGODB_MAX_POOL_SIZE", 0, ge=0)
+    # Reads do not lose anything across connections; a service may give its hot reads (e.g. a profile
+    # by id) this separate pool so that they neither queue behind each other on the one writing
+    # connection nor behind background scans (ServiceRuntime.read_db).
+    mongodb_read_pool_size: int = _common("MONGODB_READ_POOL_SIZE", 8, ge=1)
     topic_prefix: str = _common("GUANXI_TOPIC_PREFIX", "", description="test isolation only")
     consumer_group: str = Field("", description="defaults to guanxi-<service>")
     http_host: str = "127.0.0.1"

@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from .settings import ServiceSettings
 
-__all__ = ["DuplicateKeyError", "database", "make_mongo_client", "ping"]
+__all__ = ["DuplicateKeyError", "database", "make_mongo_client", "ping", "pool_size"]
 
 
 def make_mongo_client(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[dict[str, Any]]:
@@ -27,10 +27,15 @@ def make_mongo_client(settings: ServiceSettings, **overrides: Any) -> AsyncMongo
         "tz_aware": True,
         "appname": f"guanxi-{settings.service_name}",
         # See ServiceSettings.mongodb_max_pool_size: FerretDB loses concurrent updates of one document.
-        "maxPoolSize": settings.mongodb_max_pool_size or (1 if settings.environment == "local" else 100),
+        "maxPoolSize": pool_size(settings),
     }
     options.update(overrides)
     return AsyncMongoClient(settings.mongodb_url, **options)
+
+
+def pool_size(settings: ServiceSettings) -> int:
+    """Connections of the main (writing) pool: 1 in local mode (FerretDB), the driver's default elsewhere."""
+    return settings.mongodb_max_pool_size or (1 if settings.environment == "local" else 100)
 
 
 def database(client: AsyncMongoClient[dict[str, Any]], settings: ServiceSettings) -> AsyncDatabase[dict[str, Any]]:

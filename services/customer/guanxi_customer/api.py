@@ -24,7 +24,7 @@ from .schemas import (
 )
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:  # async: FastAPI runs a plain def in a worker thread
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 

@@ -29,6 +29,9 @@ DUPLICATE_KEY = 11000
 @dataclass
 class CustomerStore:
     db: AsyncDatabase[Doc]
+    # Where single-document reads go (ServiceRuntime.read_db): a read cannot lose an update, so it need
+    # not queue on the one writing connection. Updates always go through ``db``.
+    read_db: AsyncDatabase[Doc] | None = None
 
     @property
     def customers(self) -> AsyncCollection[Doc]:
@@ -66,7 +69,7 @@ class CustomerStore:
         await self.visits.create_index([("customer_id", ASCENDING), ("planned_for", DESCENDING)])
 
     async def customer(self, customer_id: str) -> Doc | None:
-        return await self.customers.find_one({"_id": customer_id})
+        return await (self.read_db if self.read_db is not None else self.db)["customers"].find_one({"_id": customer_id})
 
     @staticmethod
     async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[Any]:

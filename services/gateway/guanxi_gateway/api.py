@@ -28,12 +28,13 @@ class GatewayContext:
     kpi_timeout: float
 
 
-def context(request: Request) -> GatewayContext:
+# Dependencies are ``async`` although they never await: FastAPI would run a plain ``def`` in a worker thread.
+async def context(request: Request) -> GatewayContext:
     ctx: GatewayContext = request.app.state.gateway
     return ctx
 
 
-def caller(request: Request) -> Identity:
+async def caller(request: Request) -> Identity:
     identity: Identity | None = getattr(request.state, "identity", None)
     if identity is None:  # the front door authenticates every non-public route; this is a wiring error
         raise Problem(401, "Unauthenticated", "no verified identity")
