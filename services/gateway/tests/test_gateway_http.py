@@ -304,7 +304,7 @@ async def test_cors_only_when_configured(make_settings, topics) -> None:
         seen = (await client.get("/api/v1/customers/c1", headers=p.token("agent"))).json()
         assert seen["identity"]["subject"] == "alice"
         signed = p.app.state.gateway.upstreams.identity_headers(Identity(subject="s", roles=[Role.agent]), "r")
-        assert verify_internal(signed["X-Guanxi-Identity"], DEV_SECRET).request_id == "r"
+        assert verify_internal(signed["X-Guanxi-Identity"], DEV_SECRET).subject == "s" and signed["x-request-id"] == "r"
 
 
 async def test_readiness_and_clean_stop(make_settings, topics) -> None:
