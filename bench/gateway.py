@@ -244,6 +244,9 @@ class GatewayBench:
             # The comparison is fair only if both answer the same thing.
             if real.json() != plain.json():
                 raise AssertionError(f"baseline answers differently:\n{real.json()}\n{plain.json()}")
+        # Warm-up, the same for all: connection pools filled, first-use imports and caches done.
+        await self.measure(2, 8)
+        self.rounds = 0
 
     async def measure(self, seconds: int, connections: int) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"}
