@@ -136,7 +136,7 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
 
     app = runtime.http_app([router], title="Guanxi API", description=DESCRIPTION)
     app.state.gateway = GatewayContext(runtime.publisher, upstreams, clock, settings.kpi_timeout)
-    gate = Gate(settings, clock, TokenVerifier(settings), idempotency, templates, recorder)
+    gate = Gate(settings, clock, TokenVerifier(settings), idempotency, templates, recorder, upstreams.forward)
     app.add_middleware(FrontDoor, gate=gate)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
