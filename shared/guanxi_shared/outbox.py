@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -64,11 +64,15 @@ class OutboxRelay:
     """Publishes outbox entries of ``collections``: right after a write (``flush``) and by polling."""
 
     def __init__(self, publisher: EventPublisher, collections: Sequence[AsyncCollection[Any]], poll_seconds: float = 0.5,
-                 idle_poll_seconds: float = 2.0) -> None:
+                 idle_poll_seconds: float = 2.0, clear_idle_seconds: float = 1.0, busy_scan_seconds: float = 30.0,
+                 max_deferred: int = 20_000) -> None:
         self._publisher = publisher
         self._collections = list(collections)
         self._poll_seconds = poll_seconds
         self._idle_poll_seconds = max(idle_poll_seconds, poll_seconds)
+        self._clear_idle_seconds = clear_idle_seconds
+        self._busy_scan_seconds = busy_scan_seconds
+        self._max_deferred = max_deferred
         self._wake = asyncio.Event()
         # One publisher per document at a time in this process: ``flush`` after a write and the
         # polling loop often reach the same document together, and would both publish its entries.
@@ -76,11 +80,64 @@ class OutboxRelay:
         # Ids Kafka confirmed lately: an entry whose clearing was interrupted (e.g. cancelled at
         # shutdown) is then only cleared by the next pass, not published again by this process.
         self._recent: OrderedDict[str, None] = OrderedDict()
+        # Entries published by ``written`` whose clearing waits for a quiet moment (see there).
+        self._deferred: dict[tuple[str, Any], tuple[AsyncCollection[Any], set[str]]] = {}
+        self._busy_until = 0.0
+        self._last_scan = 0.0
+        self._kicked = False
         self.published = 0
 
     def kick(self) -> None:
         """Ask the polling loop to run now (after a write that added outbox entries)."""
+        self._kicked = True
         self._wake.set()
+
+    async def written(self, collection: AsyncCollection[Any], entries: Mapping[Any, Mapping[str, Any]]) -> int:
+        """Publish the outbox entries this process has just written (document id → the ``outbox_set``
+        fields or the ``outbox`` map it stored), without reading them back, and clear them later.
+
+        For high-volume writers (a consumer storing a batch): on FerretDB every update costs a read
+        of the collection, so clearing entries one document at a time would cost more than the write
+        itself. The entries are cleared once the relay has been quiet for ``clear_idle_seconds`` (or
+        when too many are waiting); until then this process remembers they went out. After a crash
+        they are published again by the next process (same event ids: consumers deduplicate).
+        A publish that fails is left to the polling loop: the entries are stored, nothing is lost."""
+        docs = [{"_id": doc_id, "outbox": {k.removeprefix("outbox."): v for k, v in fields.items()}}
+                for doc_id, fields in entries.items() if fields]
+        if not docs:
+            return 0
+        self._busy_until = time.monotonic() + self._clear_idle_seconds
+        results = await asyncio.gather(*(self._publish_doc(collection, d) for d in docs))
+        for doc_id, ids, _ in results:
+            if ids:
+                key = (collection.full_name, doc_id)
+                self._deferred.setdefault(key, (collection, set()))[1].update(ids)
+        failure = next((exc for _, _, exc in results if exc is not None), None)
+        if failure is not None:
+            log.warning("publishing just-written outbox entries failed (%r); the relay loop retries", failure)
+            self.kick()
+        if self.deferred_count() > self._max_deferred:
+            self._wake.set()
+        return sum(len(ids) for _, ids, _ in results)
+
+    def deferred_count(self) -> int:
+        return sum(len(ids) for _, ids in self._deferred.values())
+
+    async def clear_deferred(self, *, until_busy: bool = False) -> int:
+        """Clear the entries ``written`` published; with ``until_busy``, stop when writes resume."""
+        cleared = 0
+        for key in list(self._deferred):
+            if until_busy and time.monotonic() < self._busy_until and self.deferred_count() <= self._max_deferred:
+                break
+            collection, ids = self._deferred.pop(key)
+            try:
+                # By _id equality alone: the cheapest update on every store.
+                await collection.update_one({"_id": key[1]}, {"$unset": {f"outbox.{e}": "" for e in ids}})
+            except BaseException:
+                self._deferred.setdefault(key, (collection, set()))[1].update(ids)
+                raise
+            cleared += len(ids)
+        return cleared
 
     async def flush(self, collection: AsyncCollection[Any], doc_ids: Iterable[Any]) -> None:
         ids = list(dict.fromkeys(doc_ids))
@@ -185,17 +242,25 @@ class OutboxRelay:
 
         Writes in this process wake the loop at once (``kick``); the poll only catches entries left
         by a crash or by another instance, so it backs off while idle (up to ``idle_poll_seconds``)
-        instead of scanning every collection twice a second next to the requests being served."""
+        instead of scanning every collection twice a second next to the requests being served. While
+        ``written`` is publishing a stream of writes, the scan (a read of every collection) waits for
+        a quiet moment, as does the clearing of what ``written`` published."""
         wait = self._poll_seconds
         while True:
             found = 0
             try:
-                found = await self.flush_all()
+                busy = time.monotonic() < self._busy_until
+                if self._kicked or not busy or time.monotonic() - self._last_scan > self._busy_scan_seconds:
+                    self._kicked = False
+                    self._last_scan = time.monotonic()
+                    found = await self.flush_all()
+                if self._deferred and (not busy or self.deferred_count() > self._max_deferred):
+                    await self.clear_deferred(until_busy=True)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
-            wait = self._poll_seconds if found else min(wait * 2, self._idle_poll_seconds)
+            wait = self._poll_seconds if found or self._deferred else min(wait * 2, self._idle_poll_seconds)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
             except TimeoutError:

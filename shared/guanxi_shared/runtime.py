@@ -98,8 +98,12 @@ class ServiceRuntime:
         await self.broker.stop()  # waits for in-flight handlers up to graceful_timeout
         for hook in self._shutdown:
             await hook()
+        # Clear what went out (bounded: whatever is left is published again, with the same ids, by
+        # the next start, and consumers deduplicate).
         with contextlib.suppress(Exception):
-            await self.relay.flush_all()
+            await asyncio.wait_for(self.relay.clear_deferred(), timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.relay.flush_all(), timeout=10)
         await self.mongo.close()
         if self.read_mongo is not self.mongo:
             await self.read_mongo.close()

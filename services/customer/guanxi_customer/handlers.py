@@ -539,7 +539,11 @@ async def rewrap_keys(ctx: Context) -> dict[str, Any]:
     """Master-key rotation: re-wrap every data key not yet under the current master key."""
     current = ctx.vault.current_kek_id
     count = 0
-    async for doc in ctx.store.customers.find({"vault": {"$exists": True}, "vault.kek_id": {"$ne": current}}, {"vault": 1}):
+    # Read first, then write: with one store connection (MONGODB_MAX_POOL_SIZE=1 on FerretDB) an update
+    # issued while the cursor still holds that connection would wait for it for ever.
+    pending = [d async for d in ctx.store.customers.find({"vault": {"$exists": True}, "vault.kek_id": {"$ne": current}},
+                                                          {"vault": 1})]
+    for doc in pending:
         new = ctx.vault.rewrap(doc["_id"], WrappedKey(**doc["vault"]))
         r = await ctx.store.customers.update_one({"_id": doc["_id"], "vault.wrapped": doc["vault"]["wrapped"]},
                                                  {"$set": {"vault": new.as_doc()}})

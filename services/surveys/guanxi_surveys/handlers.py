@@ -143,10 +143,11 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
             "created_at": now, "reminded": False, **outbox_field([event]),
         })
 
-    await store.insert_new(SURVEYS, surveys)
-    await store.insert_new(SKIPS, skips)
-    await deps.relay.flush(store.surveys, [d["_id"] for d in surveys])
-    await deps.relay.flush(store.skips, [d["_id"] for d in skips])
+    # Published straight from what was written (no read-back); a replayed trigger's documents
+    # already exist and keep their own entries, which the relay's poll publishes if they are pending.
+    for name, collection, docs in ((SURVEYS, store.surveys, surveys), (SKIPS, store.skips, skips)):
+        existing = await store.insert_new(name, docs)
+        await deps.relay.written(collection, {d["_id"]: d["outbox"] for d in docs if d["_id"] not in existing})
 
 
 # ---------------------------------------------------------------- customer view

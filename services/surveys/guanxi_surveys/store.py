@@ -92,15 +92,17 @@ class SurveyStore:
         skips = {d["_id"] async for d in self.skips.find({"_id": {"$in": list(ids)}}, {"_id": 1})}
         return surveys, skips
 
-    async def insert_new(self, collection: str, docs: list[dict[str, Any]]) -> None:
-        """Insert; a document that already exists (a replay) is left as it is."""
+    async def insert_new(self, collection: str, docs: list[dict[str, Any]]) -> set[Any]:
+        """Insert; a document that already exists (a replay) is left as it is, and its id returned."""
         if not docs:
-            return
+            return set()
         try:
             await self.db[collection].insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             if _insert_errors_other_than_duplicates(exc):
                 raise
+            return {docs[e["index"]]["_id"] for e in exc.details.get("writeErrors", [])}
+        return set()
 
     # ------------------------------------------------------------ lifecycle
 
