@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -40,6 +41,7 @@ async def run(kafka: str, mongodb_url: str, database: str, topic: str, follow_up
             if not records:
                 continue
             purchases, surveys, follow_ups = [], [], []
+            now = datetime.now(UTC)
             per_customer: dict[str, list[tuple[str, Any]]] = {}
             for record in records:
                 try:
@@ -52,18 +54,29 @@ async def run(kafka: str, mongodb_url: str, database: str, topic: str, follow_up
                 # FerretDB an insert costs a fraction of an upsert, whose cost grows with the collection.
                 purchases.append(InsertOne({"_id": p.order_id,
                     "customer_id": p.customer_id, "amount": p.amount, "currency": p.currency, "channel": p.channel,
-                    "purchased_at": p.purchased_at, "items": [i.model_dump() for i in p.items], "event_id": event.id}))
+                    "purchased_at": p.purchased_at, "items": [i.model_dump() for i in p.items], "event_id": event.id,
+                    "recorded_at": now}))
                 per_customer.setdefault(p.customer_id, []).append((key, p.purchased_at))
+                # The same document shape as the surveys service's (FerretDB's costs grow with it).
+                at = p.purchased_at + timedelta(days=3)
                 surveys.append(InsertOne({"_id": f"post_purchase:{p.order_id}",
-                    "customer_id": p.customer_id, "kind": "post_purchase", "status": "scheduled"}))
+                    "customer_id": p.customer_id, "kind": "post_purchase", "trigger_id": p.order_id,
+                    "trigger_event_id": event.id, "trigger_at": p.purchased_at, "channel": p.channel,
+                    "member_level": "standard", "template_version": 1, "status": "scheduled", "scheduled_for": at,
+                    "window": {"earliest": at, "latest": at + timedelta(days=4)}, "created_at": now, "reminded": False}))
                 follow = event.follow_up("customer.tier_changed", {"customer_id": p.customer_id, "order_id": p.order_id},
                                          source="ceiling", id=str(uuid.uuid5(NAMESPACE, event.id)))
                 follow_ups.append((p.customer_id, follow.to_json()))
             # One update per customer and batch: FerretDB 1.24 stalls on a bulk that updates one
             # document several times, and one write per document is the fewest round-trips anyway.
+            # Customer documents of the customer service's shape (an unregistered customer's stub).
             customers = [UpdateOne({"_id": cid, "applied_events": {"$nin": [k for k, _ in items]}},
                                    {"$inc": {"purchase_count": len(items)},
                                     "$max": {"last_purchase_at": max(at for _, at in items)},
+                                    "$set": {"updated_at": now, "churn_risk": False},
+                                    "$setOnInsert": {"status": "unregistered", "created_at": now, "member_level": "standard",
+                                                     "tenure": "new", "total_amount": "0", "consents": {},
+                                                     "channels_opted_out": [], "history": [], "outbox": {}},
                                     "$addToSet": {"applied_events": {"$each": [k for k, _ in items]}}}, upsert=True)
                          for cid, items in per_customer.items()]
             for collection, ops in (("purchases", purchases), ("customers", customers), ("surveys", surveys)):
