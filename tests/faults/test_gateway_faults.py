@@ -135,9 +135,10 @@ async def test_gateway_restarted_under_load_with_idempotency_key_retries_has_one
                               "GATEWAY_CUSTOMER_URL": f"http://127.0.0.1:{customer.port}",
                               **{f"GATEWAY_{s}_URL": nowhere for s in ("COMPLAINTS", "SURVEYS", "NOTIFICATIONS", "AUDIT")},
                               "GATEWAY_RATE_LIMIT_PER_IDENTITY": "1000000", "GATEWAY_RATE_LIMIT_PER_IP": "1000000",
-                              # A key left pending by a dead gateway is taken over after this: short, so the
-                              # test does not wait long, and above the upstream timeout as required.
-                              "GATEWAY_UPSTREAM_TIMEOUT": "4", "GATEWAY_IDEMPOTENCY_LEASE_SECONDS": "5"},
+                              # A key left pending by a dead gateway is taken over after this: above the
+                              # upstream timeout as required, and longer than a gateway restart on a loaded
+                              # machine, so a retry reaches the pending claim (409) before it expires.
+                              "GATEWAY_UPSTREAM_TIMEOUT": "4", "GATEWAY_IDEMPOTENCY_LEASE_SECONDS": "20"},
                              target=GATEWAY, prefix="GATEWAY_", log_path=logs / "gateway.log")
     token = issue_token(GatewaySettings(), f"idem-{isolation}", ["agent"])
     clients = Registrations(f"http://127.0.0.1:{gateway.port}", token, isolation)
