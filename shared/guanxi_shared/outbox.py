@@ -2,8 +2,8 @@
 
 MongoDB-wire stores here give atomicity per document only, so a state change and the events it
 causes are written in the same update: the events go into an ``outbox`` map (event id → entry) of
-that document. The relay publishes pending entries and then ``$unset``s them (one update per chunk of
-documents). A crash between
+that document. The relay publishes pending entries and then ``$unset``s them (one update by _id per
+document). A crash between
 publish and clearing republishes the entry with the same event id, and consumers deduplicate on it.
 
 The map (rather than an array) is deliberate: FerretDB ignores ``$pull`` with a condition, while
@@ -32,9 +32,8 @@ from .messaging import EventPublisher
 log = logging.getLogger(__name__)
 
 RECENT_IDS = 50_000
-CLEAR_CHUNK = 200
-# Up to this many documents are read and cleared one by one by _id (cheap on every store); more go
-# through one ``$in`` query / update, which FerretDB answers with a scan of the collection.
+# Up to this many documents are read one by one by _id (cheap on every store); more through one
+# ``$in`` query, which FerretDB answers with a scan of the collection.
 BY_ID_LIMIT = 16
 PENDING = {"outbox": {"$exists": True, "$ne": {}}}
 
@@ -131,8 +130,7 @@ class OutboxRelay:
                 break
             collection, ids = self._deferred.pop(key)
             try:
-                # By _id equality alone: the cheapest update on every store.
-                await collection.update_one({"_id": key[1]}, {"$unset": {f"outbox.{e}": "" for e in ids}})
+                await self._clear_doc(collection, key[1], ids)
             except BaseException:
                 self._deferred.setdefault(key, (collection, set()))[1].update(ids)
                 raise
@@ -176,23 +174,14 @@ class OutboxRelay:
         return sum(len(ids) for ids in published.values())
 
     async def _clear(self, collection: AsyncCollection[Any], published: dict[Any, list[str]]) -> None:
-        """One update per chunk of documents, not one per document: event ids are unique, so unsetting
-        every published id on every document of the chunk touches only each document's own entries.
-        On stores where an update scans the collection (FerretDB) this is the difference between one
-        scan per pass and one per document."""
-        items = list(published.items())
-        if len(items) <= BY_ID_LIMIT:
-            # A few documents (a write's own flush): updates by _id equality, which FerretDB finds
-            # without the scan an ``$in`` filter costs.
-            for doc_id, ids in items:
-                await collection.update_one({"_id": doc_id}, {"$unset": {f"outbox.{e}": "" for e in ids}})
-            return
-        for start in range(0, len(items), CLEAR_CHUNK):
-            chunk = items[start:start + CLEAR_CHUNK]
-            await collection.update_many(
-                {"_id": {"$in": [doc_id for doc_id, _ in chunk]}},
-                {"$unset": {f"outbox.{e}": "" for _, ids in chunk for e in ids}},
-            )
+        for doc_id, ids in published.items():
+            await self._clear_doc(collection, doc_id, ids)
+
+    @staticmethod
+    async def _clear_doc(collection: AsyncCollection[Any], doc_id: Any, ids: Iterable[str]) -> None:
+        # By _id equality alone: the cheapest update on every store (FerretDB answers an ``$in``
+        # filter with a read of the whole collection, and changes each document at the same cost).
+        await collection.update_one({"_id": doc_id}, {"$unset": {f"outbox.{e}": "" for e in ids}})
 
     async def _publish_doc(self, collection: AsyncCollection[Any],
                            doc: dict[str, Any]) -> tuple[Any, list[str], BaseException | None]:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .settings import ServiceSettings
 
-__all__ = ["DuplicateKeyError", "database", "make_mongo_client", "ping", "pool_size"]
+__all__ = ["DuplicateKeyError", "database", "insert_new", "make_mongo_client", "ping", "pool_size"]
+
+DUPLICATE_KEY = 11000
 
 
 def make_mongo_client(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[dict[str, Any]]:
@@ -48,3 +51,18 @@ async def ping(client: AsyncMongoClient[dict[str, Any]]) -> bool:
     except Exception:
         return False
     return True
+
+
+async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: list[dict[str, Any]]) -> set[Any]:
+    """Insert all in one round-trip; the ids that already existed (a replay) are returned, untouched.
+    An insert keyed by the business key is idempotent, and on FerretDB far cheaper than an upsert."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {docs[e["index"]]["_id"] for e in errors}
+    return set()

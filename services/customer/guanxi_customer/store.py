@@ -15,15 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from guanxi_shared.store import insert_new
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 Doc = dict[str, Any]
 OUTBOX_COLLECTIONS = ("customers", "interactions", "visits", "jobs")
-
-DUPLICATE_KEY = 11000
 
 
 @dataclass
@@ -73,18 +71,7 @@ class CustomerStore:
 
     @staticmethod
     async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[Any]:
-        """Insert all in one round-trip; the ids that already existed (a replay) are returned, untouched.
-        An insert keyed by the business key is idempotent, and on FerretDB far cheaper than an upsert."""
-        if not docs:
-            return set()
-        try:
-            await collection.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            return {docs[e["index"]]["_id"] for e in errors}
-        return set()
+        return await insert_new(collection, docs)
 
     async def page(self, collection: AsyncCollection[Doc], match: dict[str, Any], limit: int, cursor: str | None,
                    sort_field: str = "_id") -> tuple[list[Doc], str | None]:

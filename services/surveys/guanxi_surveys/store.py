@@ -17,9 +17,9 @@ from typing import Any
 
 from guanxi_shared.events import CloudEvent
 from guanxi_shared.outbox import outbox_set
+from guanxi_shared.store import insert_new
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from .domain import CustomerView
 
@@ -28,11 +28,6 @@ SKIPS = "skips"
 CUSTOMERS = "customers"
 
 PENDING_STATES = ["scheduled", "sent"]
-DUPLICATE_KEY = 11000
-
-
-def _insert_errors_other_than_duplicates(exc: BulkWriteError) -> list[dict[str, Any]]:
-    return [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
 
 
 class SurveyStore:
@@ -94,15 +89,7 @@ class SurveyStore:
 
     async def insert_new(self, collection: str, docs: list[dict[str, Any]]) -> set[Any]:
         """Insert; a document that already exists (a replay) is left as it is, and its id returned."""
-        if not docs:
-            return set()
-        try:
-            await self.db[collection].insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if _insert_errors_other_than_duplicates(exc):
-                raise
-            return {docs[e["index"]]["_id"] for e in exc.details.get("writeErrors", [])}
-        return set()
+        return await insert_new(self.db[collection], docs)
 
     # ------------------------------------------------------------ lifecycle
 
