@@ -10,6 +10,9 @@
   handled (bad JSON, wrong contract, a handler that keeps failing on it) goes to ``<topic>.dlq``
   with the reason and the original headers after bounded attempts, and the partition keeps flowing.
   Events of one customer are handled in order; different customers run concurrently.
+  A partition taken away by a rebalance is released only once the batch being handled is done
+  (``DrainOnRevoke``), so two members never work on the same customer at once: the partition's
+  owner is the single writer of what its events change (the customer service relies on it).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -134,6 +138,40 @@ class ConsumerStats:
     batches: int = 0
 
 
+class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Holds a rebalance until the batch in hand has been handled.
+
+    aiokafka calls ``on_partitions_revoked`` from its coordinator task, while a handler may still be
+    writing; returning at once would let the partition's next owner start on the same customers from
+    the last committed offset, two writers at a time. Waiting here (bounded by the rebalance timeout,
+    i.e. ``max_poll_interval_ms``) keeps one. The batch's own commit may then fail with the rebalance;
+    the next owner gets those records again and idempotent handlers absorb them."""
+
+    def __init__(self) -> None:
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._busy = 0
+        self.drained = 0  # revocations that had to wait for a batch (observable in tests and logs)
+
+    def begin(self) -> None:
+        self._busy += 1
+        self._idle.clear()
+
+    def end(self) -> None:
+        self._busy -= 1
+        if self._busy == 0:
+            self._idle.set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not self._idle.is_set():
+            self.drained += 1
+            log.info("rebalance: waiting for the batch in hand before releasing %d partitions", len(revoked))
+            await self._idle.wait()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
 class EventConsumer:
     """Registers one batch subscriber for ``handlers`` (event type → handler) on ``broker``."""
 
@@ -157,6 +195,7 @@ class EventConsumer:
         self.stats = ConsumerStats()
         self._semaphore = asyncio.Semaphore(concurrency)
         self._retry_backoff = retry_backoff
+        self.rebalance = DrainOnRevoke()
         topics = sorted(set(handlers) | set(self.batch_handlers))
         self._by_topic = {settings.topic(t): t for t in topics}
         subscriber = broker.subscriber(
@@ -170,11 +209,19 @@ class EventConsumer:
             max_poll_interval_ms=300_000,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
+            listener=self.rebalance,
         )
         subscriber(self._consume)
 
     # FastStream calls this with the raw batch; decoding is ours so a bad record cannot fail the batch.
     async def _consume(self, msg: KafkaMessage) -> None:
+        self.rebalance.begin()
+        try:
+            await self._consume_batch(msg)
+        finally:
+            self.rebalance.end()
+
+    async def _consume_batch(self, msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         self.stats.batches += 1
         deliveries: list[Delivery] = []

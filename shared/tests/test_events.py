@@ -73,3 +73,21 @@ def test_catalogue_names_are_unique_domain_dot_past_tense() -> None:
     for topic in CATALOGUE:
         domain, _, event = topic.name.partition(".")
         assert domain and event and topic.dlq == topic.name + ".dlq"
+
+
+async def test_a_rebalance_waits_for_the_batch_in_hand() -> None:
+    """The partition is released only after the running batch is done: its next owner never works on the
+    same customers at the same time (the single-writer rule the customer service's batch path relies on)."""
+    import asyncio
+
+    from guanxi_shared.messaging import DrainOnRevoke
+
+    listener = DrainOnRevoke()
+    await asyncio.wait_for(listener.on_partitions_revoked(set()), 1)  # idle: released at once
+    listener.begin()
+    revoked = asyncio.create_task(listener.on_partitions_revoked(set()))
+    await asyncio.sleep(0.2)
+    assert not revoked.done(), "released while a batch was still being handled"
+    listener.end()
+    await asyncio.wait_for(revoked, 1)
+    assert listener.drained == 1

@@ -498,3 +498,67 @@ async def test_registration_with_an_idempotency_key_registers_one_customer_per_c
         await events.wait_for(lambda t: len(unique_events(t, "customer.registered")) == 3, what="three registrations")
         await events.settle(0.5)
         assert len(unique_events(events, "customer.registered")) == 3
+
+
+async def test_the_batch_path_repairs_a_write_that_raced_it(make_settings, monkeypatch) -> None:
+    """The batch path writes purchase state filtered on _id alone, trusting the partition's owner to be
+    the only writer. When that fails (a zombie consumer, an erasure in between), the document as it was
+    before the write shows it, and the write is taken back and redone: nothing counted twice or lost,
+    nothing written onto an erased customer."""
+    from decimal import Decimal
+
+    from guanxi_customer import handlers
+    from guanxi_shared.events import new_event
+    from opentelemetry import context as otel_context
+
+    settings = fast_settings(make_settings)
+    async with running(settings, ManualClock()) as (app, _client):
+        ctx = ctx_of(app)
+        read_customers = handlers._customers_or_stubs
+        meanwhile: dict[str, object] = {"write": lambda c: asyncio.sleep(0)}
+
+        async def stale_read(c, ids):  # type: ignore[no-untyped-def]
+            docs = await read_customers(c, ids)
+            await meanwhile["write"](c)  # type: ignore[operator]
+            return docs
+
+        monkeypatch.setattr(handlers, "_customers_or_stubs", stale_read)
+
+        def batch(cid: str, orders: list[tuple[str, str]]) -> list[tuple[object, otel_context.Context]]:
+            return [(new_event("purchase.completed", cid, purchase(o, cid, a), source="pos"), otel_context.get_current())
+                    for o, a in orders]
+
+        # A second writer folds a purchase between the batch's read and its write.
+        async def zombie(c):  # type: ignore[no-untyped-def]
+            await c.store.customers.update_one({"_id": "race-1"}, {
+                "$inc": {"purchase_count": 1}, "$set": {"total_amount": "50.00"},
+                "$addToSet": {"applied_events": "order:z-1"}})
+
+        await handlers.on_purchases(ctx, batch("race-1", [("z-0", "1.00")]))  # the customer exists (stub, one order)
+        meanwhile["write"] = zombie
+        left = await handlers.on_purchases(ctx, batch("race-1", [("r-1", "100.00"), ("r-2", "20.00")]))
+        assert left == []
+        doc = await ctx.store.customer("race-1")
+        assert doc is not None
+        # The zombie's $set of the total overwrote the first order's amount (its own fault); the batch's two
+        # orders are folded on top of what the zombie left, each exactly once.
+        assert doc["purchase_count"] == 4
+        assert Decimal(doc["total_amount"]) == Decimal("170.00")
+        assert sorted(doc["applied_events"]) == ["order:r-1", "order:r-2", "order:z-0", "order:z-1"]
+
+        # An erasure between the read and the write: the tombstone keeps no trace of the purchase.
+        async def erasure(c):  # type: ignore[no-untyped-def]
+            await handlers.erase(c, "race-2", "dpo", "request")
+
+        meanwhile["write"] = lambda c: asyncio.sleep(0)
+        await handlers.on_purchases(ctx, batch("race-2", [("e-0", "10.00")]))
+        erased_before = await ctx.store.customer("race-2")
+        meanwhile["write"] = erasure
+        # Enough to cross a tier threshold, so a tier change would have gone into the outbox.
+        assert await handlers.on_purchases(ctx, batch("race-2", [("e-1", "5000.00"), ("e-2", "5000.00")])) == []
+        tomb = await ctx.store.customer("race-2")
+        assert tomb is not None and tomb["status"] == "erased"
+        assert erased_before is not None
+        assert (tomb["purchase_count"], tomb["total_amount"]) == (erased_before["purchase_count"], erased_before["total_amount"])
+        assert sorted(tomb["applied_events"]) == ["order:e-0"]
+        assert all(json.loads(e["value"])["type"] != "customer.tier_changed" for e in (tomb.get("outbox") or {}).values())
