@@ -44,6 +44,7 @@ def install_hooks() -> None:
     exit_after_publishes = int(os.environ.get("FAULT_EXIT_AFTER_PUBLISHES", "0"))
     delay = float(os.environ.get("FAULT_HANDLER_DELAY", "0"))
     exit_before_recording = int(os.environ.get("FAULT_EXIT_BEFORE_RECORDING", "0"))
+    purchase_read_delay = float(os.environ.get("FAULT_PURCHASE_READ_DELAY", "0"))
 
     if exit_after_batches:
         consume = EventConsumer._consume
@@ -94,6 +95,21 @@ def install_hooks() -> None:
             await complete(self, rid, answer, now)
 
         MongoIdempotencyStore.complete = die_before_recording  # type: ignore[method-assign]
+
+
+    if purchase_read_delay:
+        # Widens the customer service's batch window between reading the customers and writing them:
+        # the moment a second writer would do harm.
+        from guanxi_customer import handlers
+
+        read = handlers._customers_or_stubs
+
+        async def slow_read(ctx: Any, ids: list[str]) -> Any:
+            docs = await read(ctx, ids)
+            await asyncio.sleep(purchase_read_delay)
+            return docs
+
+        handlers._customers_or_stubs = slow_read
 
 
 def main() -> None:

@@ -6,10 +6,12 @@ each accepted order is recorded once and counted once in its customer's ``purcha
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from fault_harness import CRASH_CODE, NumberedStream, ServiceProcess, assert_committed_were_applied
 from guanxi_shared.testing import eventually
 from guanxi_shared.topics import PURCHASE_COMPLETED
@@ -38,6 +40,17 @@ class CustomerEffects:
 
     async def purchase_counts(self) -> dict[str, int]:
         return {d["_id"]: int(d.get("purchase_count", 0)) async for d in self.db["customers"].find({}, {"purchase_count": 1})}
+
+
+async def group_members(bootstrap: str, group: str) -> int:
+    """Members of ``group`` that hold partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        groups = [g for r in await admin.describe_consumer_groups([group]) for g in r.to_object()["groups"]]
+    finally:
+        await admin.close()
+    return sum(1 for g in groups if g["state"] == "Stable" for m in g["members"] if m["member_assignment"])
 
 
 @pytest.fixture
@@ -71,3 +84,55 @@ async def test_customer_service_sigkill_before_commit_counts_every_order_once(in
         assert orders == stream.total
     finally:
         service.stop()
+
+
+async def test_customer_service_second_instance_joins_under_load_counts_every_order_once(
+    infra, topics, isolation, effects, logs
+) -> None:
+    """The batch path writes purchase state without a guard in the filter, trusting the partition's owner
+    to be its only writer. A second instance joining mid-stream moves partitions while batches are being
+    written: a rebalance waits for the batch in hand, so every order is still counted exactly once and the
+    counters agree with the recorded orders. Each batch holds its read for a while before writing, so a
+    rebalance lands in that window: the log shows it waited, and the repair backstop was never needed."""
+    group = f"fault-customer-{isolation}"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka, "MONGODB_URL": infra.mongodb_url, "GUANXI_TOPIC_PREFIX": topics,
+           "CUSTOMER_MONGODB_DATABASE": f"fault_customer_{isolation}", "CUSTOMER_CONSUMER_GROUP": group,
+           "CUSTOMER_OUTBOX_POLL_SECONDS": "0.2", "MONGODB_MAX_POOL_SIZE": "1", "CUSTOMER_BATCH_MAX_RECORDS": "100"}
+    stream = NumberedStream(infra.kafka, topics + PURCHASE_COMPLETED, customers=12)
+    first = ServiceProcess(env, target=CUSTOMER, prefix="CUSTOMER_", log_path=logs / "first.log")
+    second = ServiceProcess(env, target=CUSTOMER, prefix="CUSTOMER_", log_path=logs / "second.log")
+    try:
+        first.start(FAULT_PURCHASE_READ_DELAY="2")
+        await first.ready(timeout=90)
+        enough = asyncio.Event()
+
+        async def keep_sending() -> None:  # until the rebalance has happened and some time after it
+            while not enough.is_set():
+                await stream.run(30, rate=60, start=stream.total)
+
+        sending = asyncio.create_task(keep_sending())
+        await eventually(effects.purchase_counts, lambda c: sum(c.values()) >= 60, timeout=60, interval=0.3,
+                         what="the first instance under way")
+        second.start(FAULT_PURCHASE_READ_DELAY="2")  # the same group: partitions move while purchases keep coming
+        await second.ready(timeout=90)
+        members = await eventually(lambda: group_members(infra.kafka, group), lambda n: n == 2, timeout=60, interval=0.5,
+                                   what="both instances in the group")
+        assert members == 2 and not sending.done(), "the rebalance must happen while purchases are still coming"
+        await asyncio.sleep(3)
+        enough.set()
+        await sending
+        expected = {c: len(v) for c, v in stream.accepted.items()}
+        counts = await eventually(effects.purchase_counts, lambda c: sum(c.values()) >= stream.total, timeout=120,
+                                  interval=0.3, what="every order counted")
+        assert counts == expected, {c: (counts.get(c), n) for c, n in expected.items() if counts.get(c) != n}
+        assert await effects.db["purchases"].count_documents({}) == stream.total
+        docs = await effects.docs()
+        assert all(len(d["applied_events"]) == expected[c] for c, d in docs.items())
+        assert await assert_committed_were_applied(infra.kafka, group, topics + PURCHASE_COMPLETED,
+                                                   effects) > 0  # type: ignore[arg-type]
+        text = (logs / "first.log").read_text() + (logs / "second.log").read_text()
+        assert "waiting for the batch in hand" in text, "no rebalance met a batch in hand: the test proved nothing"
+        assert "repairing" not in text, "two instances wrote the same customer at once"
+    finally:
+        first.stop()
+        second.stop()
