@@ -1,10 +1,12 @@
-"""``make bench``: ceiling, ingest, naive peer and gateway, interleaved and repeated, on one machine.
+"""``make bench``: ceiling, ingest, naive peer, gateway, scaling and latency, on one machine.
 
 Prints a table, writes the full results to ``bench/results/<timestamp>.json`` and prints the
 headline figures as one JSON object on the last line. Sizes via environment variables:
 ``GUANXI_BENCH_EVENTS`` (backlog, default 1000), ``GUANXI_BENCH_CUSTOMERS`` (keys, 200),
 ``GUANXI_BENCH_PARTITIONS`` (of purchase.completed, 6), ``GUANXI_BENCH_REPEATS`` (2),
-``GUANXI_BENCH_CAP`` (seconds a run may take, 90), ``GUANXI_BENCH_HTTP_SECONDS`` (8).
+``GUANXI_BENCH_CAP`` (seconds a run may take, 90), ``GUANXI_BENCH_HTTP_SECONDS`` (8),
+``GUANXI_BENCH_SCALING_PARTITIONS`` (partition counts of the scaling runs, ``1,6,12``; each is run with
+one and with two instances of each service), ``GUANXI_BENCH_ONLY`` (e.g. ``ceiling,ingest,scaling``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ EVENTS = int(os.environ.get("GUANXI_BENCH_EVENTS", "1000"))
 CUSTOMERS = int(os.environ.get("GUANXI_BENCH_CUSTOMERS", "200"))
 PARTITIONS = int(os.environ.get("GUANXI_BENCH_PARTITIONS", "6"))
 REPEATS = int(os.environ.get("GUANXI_BENCH_REPEATS", "2"))
+SCALING_PARTITIONS = [int(p) for p in os.environ.get("GUANXI_BENCH_SCALING_PARTITIONS", "1,6,12").split(",") if p.strip()]
 CAP = float(os.environ.get("GUANXI_BENCH_CAP", "90"))
 HTTP_SECONDS = int(os.environ.get("GUANXI_BENCH_HTTP_SECONDS", "8"))
 HTTP_CONNECTIONS = int(os.environ.get("GUANXI_BENCH_HTTP_CONNECTIONS", "32"))
@@ -138,8 +141,9 @@ async def run_naive(kafka: str, mongo: str, prefix: str, suffix: str) -> dict[st
         await client.close()
 
 
-async def run_ingest(kafka: str, mongo: str, prefix: str, suffix: str) -> dict[str, Any]:
-    """The real services as separate processes (as deployed: each its own process and group)."""
+async def run_ingest(kafka: str, mongo: str, prefix: str, suffix: str, instances: int = 1) -> dict[str, Any]:
+    """The real services as separate processes (as deployed: each its own process and group);
+    ``instances`` processes of each service share its group (scale-out)."""
     customer, surveys = ingest.settings_for(kafka, mongo, prefix, suffix)
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGODB_URL": mongo, "GUANXI_TOPIC_PREFIX": prefix, "LOG_LEVEL": "WARNING",
            "CUSTOMER_MONGODB_DATABASE": customer.mongodb_database, "CUSTOMER_CONSUMER_GROUP": customer.consumer_group,
@@ -148,7 +152,10 @@ async def run_ingest(kafka: str, mongo: str, prefix: str, suffix: str) -> dict[s
            "SURVEYS_HTTP_PORT": str(free_port())}
     logs = Path(tempfile.mkdtemp(prefix="guanxi-bench-ingest-"))
     started = time.monotonic()
-    procs = [spawn([sys.executable, "-m", f"guanxi_{name}"], env, logs / f"{name}.log") for name in ("customer", "surveys")]
+    procs = [spawn([sys.executable, "-m", f"guanxi_{name}"],
+                   {**env, "CUSTOMER_HTTP_PORT": str(free_port()), "SURVEYS_HTTP_PORT": str(free_port())},
+                   logs / f"{name}{i}.log")
+             for name in ("customer", "surveys") for i in range(instances)]
     try:
         result = await measure(kafka, [customer.consumer_group, surveys.consumer_group], prefix + PURCHASE_COMPLETED, EVENTS,
                                started)
@@ -232,6 +239,26 @@ async def main() -> dict[str, Any]:
         finally:
             gw.stop()
 
+    scaling: list[dict[str, Any]] = []
+    if wanted("scaling"):
+        # The same backlog on topics of 1, 6, 12... partitions, consumed by one and by two instances of
+        # each service (same groups): how throughput grows with partitions and with a second instance.
+        for parts in SCALING_PARTITIONS:
+            sp = f"{prefix}s{parts}."
+            await create_topics(where.kafka, sp, parts)
+            await fill_backlog(where.kafka, sp + PURCHASE_COMPLETED, EVENTS, CUSTOMERS)
+            for instances in (1, 2):
+                try:
+                    r = await asyncio.wait_for(run_ingest(where.kafka, where.mongodb_url, sp,
+                                                          f"{rid}_scale{parts}x{instances}", instances=instances),
+                                               timeout=CAP + 60)
+                except TimeoutError:
+                    r = {"eps": 0.0, "per_group": {}, "stalled": {"(timed out)": 0}}
+                scaling.append({"partitions": parts, "instances": instances, "eps": r["eps"],
+                                "per_group": r["per_group"], "stalled": r["stalled"]})
+                say(f"scaling: {parts:>2} partitions, {instances} instance(s) of each service: {r['eps']:.1f} events/s "
+                    f"({r['per_group']}; stalled: {r['stalled']})")
+
     lat: dict[str, Any] = {"measured": False, "reason": "not selected (GUANXI_BENCH_ONLY)"}
     if wanted("latency"):
         say("latency: complaint over HTTP → acknowledgement email (closed-loop capacity, then open loop)")
@@ -271,6 +298,7 @@ async def main() -> dict[str, Any]:
                          "cap_s": CAP, "http_seconds": HTTP_SECONDS,
                          "http_connections": HTTP_CONNECTIONS, "batch_max_records": 500},
             "versions": versions(), "runs": runs, "gateway": gateway, "best": {n: best(n) for n in runs},
+            "scaling": scaling,
             "latency": lat,
             "headline": headline}
 
@@ -287,6 +315,9 @@ async def main() -> dict[str, Any]:
         mem_rps = median([r["memory"]["rps"] for r in gateway["rounds"]])
         print(f"{'(FastAPI from memory, reference)':<34}{mem_rps:>9.0f} rps"
               f"{fmt(r['memory']['rps'] for r in gateway['rounds']):>30}")
+    for row in scaling:
+        label = f"ingest, {row['partitions']} partitions, {row['instances']} inst."
+        print(f"{label:<34}{row['eps']:>9.1f} e/s")
     if ack:
         detail = f"p50 {ack['p50_ms']:.0f}, p95 {ack['p95_ms']:.0f} at {ack['rate_per_s']}/s, lost {ack['lost']}"
         print(f"{'complaint ack email p99':<34}{ack['p99_ms']:>9.0f} ms{detail:>42}")
