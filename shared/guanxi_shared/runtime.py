@@ -54,7 +54,9 @@ class ServiceRuntime:
         self.started = False
 
     def outbox_collections(self, *names: str) -> None:
-        self.relay = OutboxRelay(self.publisher, [self.db[n] for n in names], poll_seconds=self.settings.outbox_poll_seconds)
+        # The relay's polling pass reads through the read pool, off the one writing connection (see OutboxRelay).
+        self.relay = OutboxRelay(self.publisher, [self.db[n] for n in names], poll_seconds=self.settings.outbox_poll_seconds,
+                                 scan_collections=[self.read_db[n] for n in names])
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
