@@ -49,7 +49,7 @@ def build(settings: ComplaintsSettings | None = None, clock: Clock | None = None
     runtime = ServiceRuntime(settings)
     runtime.outbox_collections(CASES, CRISIS)
     deps = handlers.Deps(
-        cases=CaseStore(runtime.db),
+        cases=CaseStore(runtime.db, read_db=runtime.read_db),
         crisis_store=CrisisStore(runtime.db),
         relay=runtime.relay,
         policy=make_policy(settings),
