@@ -26,7 +26,7 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
     runtime.outbox_collections("notifications")
-    store = MongoNotificationStore(runtime.db)
+    store = MongoNotificationStore(runtime.db, read_db=runtime.read_db)
     secret = settings.internal_secret.get_secret_value()
     directory = HttpContactDirectory(settings.customer_base_url, secret, timeout=settings.contact_timeout_seconds,
                                      transport=contact_transport)

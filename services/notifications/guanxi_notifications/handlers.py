@@ -32,6 +32,10 @@ from .templating import MissingVariables, TemplateInvalid, render
 
 log = logging.getLogger(__name__)
 SOURCE = "guanxi/notifications"
+# An outcome recorded at least this long before its lease ends is written by the message's id alone
+# (``store.finish``): the margin covers clock differences between instances, one of which could
+# otherwise take the message over a little early.
+LEASE_MARGIN = timedelta(seconds=30)
 
 
 class Outgoing:
@@ -292,11 +296,16 @@ async def _record(deps: Deps, doc: dict[str, Any], decision: Decision) -> None:
         fields["held_until"] = decision.due_at
     events = _outcome_events(doc, decision, fields, holds, now)
     history = {"at": now, "status": decision.status.value, "reason": decision.reason}
-    if await deps.store.finish(nid, doc["claim"], fields, events, history, decision.count_attempt):
-        if events:
-            await deps.relay.flush(deps.store.notifications, [nid])
-    else:
+    lease_until: datetime | None = doc.get("lease_until")
+    lease_running = lease_until is not None and now + LEASE_MARGIN < lease_until
+    outbox = await deps.store.finish(nid, doc["claim"], fields, events, history, decision.count_attempt,
+                                     lease_running=lease_running)
+    if outbox is None:
         log.warning("notification %s changed while it was being sent (lease expired?)", nid)
+    elif outbox:
+        # Published from what was just stored (no read-back) and cleared once sending is quiet
+        # (``OutboxRelay.written``): both were further commands per message on the one connection.
+        await deps.relay.written(deps.store.notifications, {nid: outbox})
 
 
 def _outcome_events(doc: dict[str, Any], decision: Decision, fields: dict[str, Any], holds: int,
