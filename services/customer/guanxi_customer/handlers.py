@@ -8,7 +8,6 @@ to callers allowed to see them, after the audit event is safely in the outbox.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -42,7 +41,7 @@ from guanxi_shared.topics import (
     CUSTOMER_UPDATED,
 )
 from opentelemetry import context as otel_context
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from . import domain
@@ -683,49 +682,112 @@ async def on_purchases(ctx: Context, batch: Sequence[tuple[CloudEvent, otel_cont
         by_customer.setdefault(item[1].customer_id, []).append(item)
     docs = await _customers_or_stubs(ctx, list(by_customer))
 
-    async def settle(cid: str, items: list[tuple[CloudEvent, PurchaseCompleted, otel_context.Context]]) -> bool:
-        seen = docs[cid]
-        for _ in range(3):
-            if seen.get("status") == ERASED:
-                return True
-            applied = set(seen.get("applied_events", []))
-            todo = [i for i in items if f"order:{i[1].order_id}" not in applied]
-            if not todo:
-                return True
-            state, now = dict(seen), ctx.clock.now()
-            caused: list[tuple[CloudEvent, otel_context.Context]] = []
-            for event, data, trace_context in todo:
-                caused += [(e, trace_context) for e in _fold_purchase(ctx, state, data, event, now)]
-            sets = {f: state[f] for f in _PURCHASE_STATE if f in state}
-            if caused:
-                sets.update(outbox_set(caused))
-            keys = [f"order:{d.order_id}" for _, d, _ in todo]
-            # Filtered on _id alone: the one filter FerretDB answers from its index (any further
-            # condition reads the whole collection, 5-8x the cost). No guard is needed because the
-            # partition's owner is the single writer of purchase state (``DrainOnRevoke``), and every
-            # other writer of the document sets fields of its own. The document as it was before this
-            # write proves it: anything unexpected (a zombie consumer, an erasure in between) is repaired.
-            before = await ctx.store.customers.find_one_and_update(
-                {"_id": cid}, {"$set": sets, "$addToSet": {"applied_events": {"$each": keys}}},
-                return_document=ReturnDocument.BEFORE)
-            if before is None:
-                return False  # gone meanwhile: decided one by one
-            if (before.get("status") != ERASED and before.get("purchase_count", 0) == seen.get("purchase_count", 0)
-                    and applied.issuperset(before.get("applied_events", []))):
-                if caused:
-                    written[cid] = {k: v for k, v in sets.items() if k.startswith("outbox.")}
-                return True
-            log.warning("purchase state of %s changed under the partition's writer; repairing", cid)
-            seen = await _undo_purchase_write(ctx, cid, before, sets, keys)
-        return False
-
+    folds = {cid: f for cid, items in by_customer.items() if (f := _plan_fold(ctx, docs[cid], items)) is not None}
     written: dict[str, dict[str, Any]] = {}
-    settled = await asyncio.gather(*(settle(cid, items) for cid, items in by_customer.items()))
-    for (_, items), ok in zip(by_customer.items(), settled, strict=True):
-        if not ok:
-            leftovers += [e for e, _, _ in items]
+    if folds:
+        # One command for every customer of the batch, each write filtered on _id alone: the one filter
+        # FerretDB answers from its index (any further condition reads the whole collection, and a
+        # command per customer costs several times its share of one bulk). No version guard: the
+        # partition's owner is the single writer of purchase state (``DrainOnRevoke``), and every other
+        # writer of the document sets fields of its own. One read afterwards proves it; a customer whose
+        # document shows another write (a zombie consumer, an erasure in between) is repaired.
+        await ctx.store.customers.bulk_write([UpdateOne({"_id": cid}, f.update) for cid, f in folds.items()],
+                                             ordered=False)
+        after = {d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": list(folds)}})}
+        for cid, fold in folds.items():
+            doc = after.get(cid)
+            if doc is None:
+                leftovers += [e for e, _, _ in by_customer[cid]]  # gone meanwhile: decided one by one
+            elif fold.landed(doc):
+                if fold.outbox:
+                    written[cid] = fold.outbox
+            elif doc.get("status") == ERASED:
+                log.warning("customer %s was erased while its purchases were being folded; taking them back", cid)
+                await _undo_fold(ctx, cid, fold)
+            else:
+                log.warning("purchase state of %s changed under the partition's writer; rebuilding it", cid)
+                await _rebuild_purchase_state(ctx, doc)
+                if fold.outbox:
+                    written[cid] = fold.outbox
     await ctx.relay.written(ctx.store.customers, written)
     return leftovers
+
+
+@dataclass
+class _Fold:
+    """One customer's purchases of a batch folded onto the document as it was read."""
+
+    seen: Doc
+    keys: list[str]
+    sets: dict[str, Any]
+
+    @property
+    def update(self) -> dict[str, Any]:
+        return {"$set": self.sets, "$addToSet": {"applied_events": {"$each": self.keys}}}
+
+    @property
+    def outbox(self) -> dict[str, Any]:
+        return {k: v for k, v in self.sets.items() if k.startswith("outbox.")}
+
+    def landed(self, doc: Doc) -> bool:
+        """``doc`` (read after the write) is exactly this fold on top of what was read: nobody else
+        changed the customer's purchase state in between."""
+        expected = {k for k in self.seen.get("applied_events", []) if k.startswith("order:")} | set(self.keys)
+        return (doc.get("status") != ERASED and doc.get("purchase_count") == self.sets["purchase_count"]
+                and {k for k in doc.get("applied_events", []) if k.startswith("order:")} == expected)
+
+
+def _plan_fold(ctx: Context, seen: Doc, items: list[tuple[CloudEvent, PurchaseCompleted, otel_context.Context]]) -> _Fold | None:
+    if seen.get("status") == ERASED:
+        return None
+    applied = set(seen.get("applied_events", []))
+    todo = [i for i in items if f"order:{i[1].order_id}" not in applied]
+    if not todo:
+        return None  # a batch delivered again
+    state, now = dict(seen), ctx.clock.now()
+    caused: list[tuple[CloudEvent, otel_context.Context]] = []
+    for event, data, trace_context in todo:
+        caused += [(e, trace_context) for e in _fold_purchase(ctx, state, data, event, now)]
+    sets = {f: state[f] for f in _PURCHASE_STATE if f in state}
+    if caused:
+        sets.update(outbox_set(caused))
+    return _Fold(seen, [f"order:{d.order_id}" for _, d, _ in todo], sets)
+
+
+async def _undo_fold(ctx: Context, cid: str, fold: _Fold) -> None:
+    """Take a fold back from a customer erased meanwhile: purchase state as it was, its outbox entries
+    and order keys gone (the purchase records stay: the orders did happen)."""
+    seen = fold.seen
+    had_outbox, had_keys = set(seen.get("outbox") or {}), set(seen.get("applied_events", []))
+    update: dict[str, Any] = {}
+    if restore := {f: seen[f] for f in _PURCHASE_STATE if f in seen}:
+        update["$set"] = restore
+    unset = {k: "" for k in fold.outbox if k.removeprefix("outbox.") not in had_outbox}
+    unset.update({f: "" for f in _PURCHASE_STATE if f not in seen})
+    if unset:
+        update["$unset"] = unset
+    if added := [k for k in fold.keys if k not in had_keys]:
+        update["$pullAll"] = {"applied_events": added}
+    await ctx.store.customers.update_one({"_id": cid}, update)
+
+
+async def _rebuild_purchase_state(ctx: Context, doc: Doc) -> None:
+    """Recompute a customer's purchase state from the purchase records of the orders it has applied
+    (the records are stored before any fold, so they are the ledger). Only for a customer written by
+    two writers at once, which the single-writer rule prevents; its tier changes stay as announced."""
+    orders = [k.removeprefix("order:") for k in doc.get("applied_events", []) if k.startswith("order:")]
+    records = [r async for r in ctx.store.purchases.find({"_id": {"$in": orders}})]
+    s = ctx.settings
+    count = len(records)
+    total = sum((Decimal(r["amount"]) for r in records), Decimal(0))
+    level = domain.member_level(count, total, s.tier_rules, s.base_level)
+    sets: dict[str, Any] = {"purchase_count": count, "total_amount": str(total), "member_level": level,
+                            "tenure": domain.tenure(count, s.returning_min_purchases, s.loyal_min_purchases).value}
+    if records:
+        sets["last_purchase_at"] = max(r["purchased_at"] for r in records)
+    if level != doc.get("member_level"):
+        sets["level_since"] = ctx.clock.now()
+    await ctx.store.customers.update_one({"_id": doc["_id"]}, {"$set": sets})
 
 
 async def _customers_or_stubs(ctx: Context, customer_ids: list[str]) -> dict[str, Doc]:
@@ -736,24 +798,6 @@ async def _customers_or_stubs(ctx: Context, customer_ids: list[str]) -> dict[str
         await ctx.store.insert_new(ctx.store.customers, [_stub(ctx, c) for c in missing])
         docs.update({d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": missing}})})
     return docs
-
-
-async def _undo_purchase_write(ctx: Context, cid: str, before: Doc, sets: dict[str, Any], keys: list[str]) -> Doc:
-    """Take back a purchase write that folded onto a stale read: the purchase state as it was, its
-    outbox entries and order keys gone. Returns the document to fold onto again (on an erased one,
-    nothing more happens)."""
-    had_outbox, had_keys = set(before.get("outbox") or {}), set(before.get("applied_events", []))
-    update: dict[str, Any] = {}
-    if restore := {f: before[f] for f in _PURCHASE_STATE if f in before}:
-        update["$set"] = restore
-    unset = {k: "" for k in sets if k.startswith("outbox.") and k.removeprefix("outbox.") not in had_outbox}
-    unset.update({f: "" for f in _PURCHASE_STATE if f not in before})
-    if unset:
-        update["$unset"] = unset
-    if added := [k for k in keys if k not in had_keys]:
-        update["$pullAll"] = {"applied_events": added}
-    await ctx.store.customers.update_one({"_id": cid}, update)
-    return before
 
 
 # Contact records and response clocks (CC-2, CC-3) ----------------------------------------------
