@@ -11,8 +11,9 @@
   with the reason and the original headers after bounded attempts, and the partition keeps flowing.
   Events of one customer are handled in order; different customers run concurrently.
   A partition taken away by a rebalance is released only once the batch being handled is done
-  (``DrainOnRevoke``), so two members never work on the same customer at once: the partition's
-  owner is the single writer of what its events change (the customer service relies on it).
+  (``DrainOnRevoke``), and partitions are assigned by range (partition n of every topic to one
+  member), so two members never work on the same customer at once: the partition's owner is the
+  single writer of what its events change (the customer service relies on it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -210,6 +212,10 @@ class EventConsumer:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
             listener=self.rebalance,
+            # Range, not round-robin: partition n of every subscribed topic goes to the same member, and
+            # topics of equal partition count put one customer's key on the same n. So a customer's events
+            # on different topics (a complaint's steps) are handled by one member: one writer per customer.
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         subscriber(self._consume)
 
