@@ -129,6 +129,21 @@ class OutboxRelay:
             self._wake.set()
         return sum(len(ids) for _, ids, _ in results)
 
+    def take_published(self, collection: AsyncCollection[Any], doc_ids: Iterable[Any]) -> dict[Any, set[str]]:
+        """Entries of these documents that went out and wait for clearing, handed to a writer that is
+        about to update the documents anyway: it clears them in the same write (``$unset``), which
+        saves a write per document. If that write fails, give them back with ``give_back``."""
+        taken: dict[Any, set[str]] = {}
+        for doc_id in doc_ids:
+            entry = self._deferred.pop((collection.full_name, doc_id), None)
+            if entry is not None:
+                taken[doc_id] = entry[1]
+        return taken
+
+    def give_back(self, collection: AsyncCollection[Any], taken: Mapping[Any, set[str]]) -> None:
+        for doc_id, ids in taken.items():
+            self._deferred.setdefault((collection.full_name, doc_id), (collection, set()))[1].update(ids)
+
     def deferred_count(self) -> int:
         return sum(len(ids) for _, ids in self._deferred.values())
 

@@ -696,7 +696,14 @@ async def on_purchases(ctx: Context, batch: Sequence[tuple[CloudEvent, otel_cont
         # partition's owner is the single writer of purchase state (``DrainOnRevoke``), and every other
         # writer of the document sets fields of its own. One read afterwards proves it; a customer whose
         # document shows another write (a zombie consumer, an erasure in between) is repaired.
-        await update_each(ctx.store.customers, [UpdateOne({"_id": cid}, f.update) for cid, f in folds.items()])
+        # Entries of earlier batches that went out are cleared in the same write (one write less each).
+        published = ctx.relay.take_published(ctx.store.customers, folds)
+        try:
+            await update_each(ctx.store.customers, [UpdateOne({"_id": cid}, f.update_clearing(published.get(cid, set())))
+                                                    for cid, f in folds.items()])
+        except BaseException:
+            ctx.relay.give_back(ctx.store.customers, published)
+            raise
         after = {d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": list(folds)}})}
         for cid, fold in folds.items():
             doc = after.get(cid)
@@ -728,6 +735,11 @@ class _Fold:
     @property
     def update(self) -> dict[str, Any]:
         return {"$set": self.sets, "$addToSet": {"applied_events": {"$each": self.keys}}}
+
+    def update_clearing(self, published: set[str]) -> dict[str, Any]:
+        """The update, also clearing outbox entries that went out already (not one this fold writes)."""
+        gone = {f"outbox.{i}" for i in published} - self.outbox.keys()
+        return self.update | ({"$unset": dict.fromkeys(sorted(gone), "")} if gone else {})
 
     @property
     def outbox(self) -> dict[str, Any]:

@@ -461,6 +461,12 @@ async def test_a_backlog_of_purchases_takes_the_batch_path_and_decides_like_one_
                 headers = {k: v.decode() for k, v in record.headers or ()}
                 cause = expected_changes[json.loads(record.value)["id"]]
                 assert headers["traceparent"].split("-")[1] == cause, "the follow-up continues its purchase's trace"
+
+        async def outboxes() -> list[dict[str, object]]:
+            return [d.get("outbox") or {} async for d in store.customers.find({"_id": {"$in": customers}})]
+
+        # Every entry that went out is cleared, by a later batch's write or by the relay once quiet.
+        await eventually(outboxes, lambda o: not any(o), what="outboxes cleared")
         # Published straight after the write; the entries are cleared once the relay is quiet.
         await eventually(lambda: store.customers.count_documents({"outbox": {"$exists": True, "$ne": {}}}),
                          lambda n: n == 0, what="outbox entries cleared")
