@@ -119,8 +119,7 @@ class OutboxRelay:
         results = await asyncio.gather(*(self._publish_doc(collection, d) for d in docs))
         for doc_id, ids, _ in results:
             if ids:
-                key = (collection.full_name, doc_id)
-                self._deferred.setdefault(key, (collection, set()))[1].update(ids)
+                self._defer(collection, doc_id, ids)
         failure = next((exc for _, _, exc in results if exc is not None), None)
         if failure is not None:
             log.warning("publishing just-written outbox entries failed (%r); the relay loop retries", failure)
@@ -142,7 +141,11 @@ class OutboxRelay:
 
     def give_back(self, collection: AsyncCollection[Any], taken: Mapping[Any, set[str]]) -> None:
         for doc_id, ids in taken.items():
-            self._deferred.setdefault((collection.full_name, doc_id), (collection, set()))[1].update(ids)
+            self._defer(collection, doc_id, ids)
+
+    def _defer(self, collection: AsyncCollection[Any], doc_id: Any, ids: Iterable[str]) -> None:
+        """Remember entries of a document that went out and wait for clearing."""
+        self._deferred.setdefault((collection.full_name, doc_id), (collection, set()))[1].update(ids)
 
     def deferred_count(self) -> int:
         return sum(len(ids) for _, ids in self._deferred.values())
@@ -157,7 +160,7 @@ class OutboxRelay:
             try:
                 await self._clear_doc(collection, key[1], ids)
             except BaseException:
-                self._deferred.setdefault(key, (collection, set()))[1].update(ids)
+                self._defer(collection, key[1], ids)
                 raise
             cleared += len(ids)
             if until_busy:

@@ -732,14 +732,12 @@ class _Fold:
     keys: list[str]
     sets: dict[str, Any]
 
-    @property
-    def update(self) -> dict[str, Any]:
-        return {"$set": self.sets, "$addToSet": {"applied_events": {"$each": self.keys}}}
-
     def update_clearing(self, published: set[str]) -> dict[str, Any]:
-        """The update, also clearing outbox entries that went out already (not one this fold writes)."""
-        gone = {f"outbox.{i}" for i in published} - self.outbox.keys()
-        return self.update | ({"$unset": dict.fromkeys(sorted(gone), "")} if gone else {})
+        """The fold's update, also clearing outbox entries that went out already (not one it writes)."""
+        update: dict[str, Any] = {"$set": self.sets, "$addToSet": {"applied_events": {"$each": self.keys}}}
+        if gone := {f"outbox.{i}" for i in published} - self.outbox.keys():
+            update["$unset"] = dict.fromkeys(sorted(gone), "")
+        return update
 
     @property
     def outbox(self) -> dict[str, Any]:
@@ -748,9 +746,13 @@ class _Fold:
     def landed(self, doc: Doc) -> bool:
         """``doc`` (read after the write) is exactly this fold on top of what was read: nobody else
         changed the customer's purchase state in between."""
-        expected = {k for k in self.seen.get("applied_events", []) if k.startswith("order:")} | set(self.keys)
         return (doc.get("status") != ERASED and doc.get("purchase_count") == self.sets["purchase_count"]
-                and {k for k in doc.get("applied_events", []) if k.startswith("order:")} == expected)
+                and _applied_orders(doc) == _applied_orders(self.seen) | set(self.keys))
+
+
+def _applied_orders(doc: Doc) -> set[str]:
+    """The ``order:<id>`` keys of the purchases folded into a customer."""
+    return {k for k in doc.get("applied_events", []) if k.startswith("order:")}
 
 
 def _plan_fold(ctx: Context, seen: Doc, items: list[tuple[CloudEvent, PurchaseCompleted, otel_context.Context]]) -> _Fold | None:
@@ -791,7 +793,7 @@ async def _rebuild_purchase_state(ctx: Context, doc: Doc) -> None:
     """Recompute a customer's purchase state from the purchase records of the orders it has applied
     (the records are stored before any fold, so they are the ledger). Only for a customer written by
     two writers at once, which the single-writer rule prevents; its tier changes stay as announced."""
-    orders = [k.removeprefix("order:") for k in doc.get("applied_events", []) if k.startswith("order:")]
+    orders = [k.removeprefix("order:") for k in _applied_orders(doc)]
     records = [r async for r in ctx.store.purchases.find({"_id": {"$in": orders}})]
     s = ctx.settings
     count = len(records)
