@@ -33,3 +33,23 @@ async def test_concurrent_updates_of_one_document_all_land(make_settings) -> Non
         assert doc is not None and doc["n"] == 100 and doc["outbox"] == {}
     finally:
         await client.close()
+
+
+async def test_a_lookup_by_id_is_answered_from_the_id_index(make_settings) -> None:
+    # FerretDB 1.24 as published compares `->'$._id'` while its _id index is on `->"_id"`, so every
+    # find, update and delete by _id read the whole table (cost grew with the collection). The local
+    # build fixes the expression (deploy/local/infra.py, FERRETDB_FIXES); this fails on a store without it.
+    settings = make_settings(StoreSettings)
+    client = make_mongo_client(settings)
+    try:
+        db = database(client, settings)
+        await db["lookups"].insert_many([{"_id": f"c-{i}", "n": i} for i in range(20)])
+        explained = await db.command("explain", {"find": "lookups", "filter": {"_id": "c-17"}})
+        planner = explained["queryPlanner"]
+        if "Plan" in planner:  # FerretDB on SQLite: the rows of EXPLAIN QUERY PLAN
+            assert any("USING INDEX" in row and "__id_" in row for row in planner["Plan"]), planner
+        else:  # MongoDB: the _id fast path or an index scan, never a collection scan
+            assert "COLLSCAN" not in str(planner["winningPlan"]), planner
+        assert (await db["lookups"].find_one({"_id": "c-17"}) or {}).get("n") == 17
+    finally:
+        await client.close()
