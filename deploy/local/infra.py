@@ -252,6 +252,56 @@ FERRETDB_FIXES: tuple[tuple[str, str, str, str], ...] = (
         # index (a text label after -> means `$.label`), so the planner now searches the index.
         "every lookup by _id read the whole table: the query expression did not match the index's",
     ),
+    (
+        "internal/backends/sqlite/collection.go",
+        "\t\tswitch v.(type) {\n\t\tcase string, types.ObjectID:\n"
+        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
+        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n",
+        "\t\tswitch v.(type) {\n\t\tcase string, types.ObjectID:\n"
+        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
+        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n"
+        "\t\tcase *types.Document:\n\t\t\twhereClause, args = idInClause(v.(*types.Document))\n\t\t}\n",
+        # `{_id: {$in: [...]}}` (strings or ObjectIDs) was not pushed down: FerretDB read and decoded every
+        # document of the collection to answer it, so a batch's one read of its customers grew with the
+        # collection. Now it is `WHERE <_id> IN (...)` on the index. The handlers still filter every
+        # returned document in memory, so a clause that returns a superset stays correct.
+        "a read of a batch's documents by _id ($in) decoded the whole collection",
+    ),
+    (
+        "internal/backends/sqlite/collection.go",
+        "// DeleteAll implements backends.Collection interface.\n",
+        "// idInClause pushes {$in: [strings or ObjectIDs]} on _id down to the _id index (Guanxi's local build);\n"
+        "// anything else gives no clause, and the handler filters every document in memory as before.\n"
+        "func idInClause(cond *types.Document) (string, []any) {\n"
+        "\tif cond.Len() != 1 {\n\t\treturn \"\", nil\n\t}\n"
+        "\tin, _ := cond.Get(\"$in\")\n"
+        "\tarr, ok := in.(*types.Array)\n"
+        "\tif !ok || arr.Len() == 0 || arr.Len() > 1000 {\n\t\treturn \"\", nil\n\t}\n"
+        "\tmarks := make([]string, arr.Len())\n"
+        "\targs := make([]any, arr.Len())\n"
+        "\tfor i := 0; i < arr.Len(); i++ {\n"
+        "\t\te := must.NotFail(arr.Get(i))\n"
+        "\t\tswitch e.(type) {\n\t\tcase string, types.ObjectID:\n\t\tdefault:\n\t\t\treturn \"\", nil\n\t\t}\n"
+        "\t\tmarks[i] = \"?\"\n"
+        "\t\targs[i] = string(must.NotFail(sjson.MarshalSingleValue(e)))\n"
+        "\t}\n"
+        "\treturn fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, strings.Join(marks, \", \")), args\n"
+        "}\n\n"
+        "// DeleteAll implements backends.Collection interface.\n",
+        "the helper of the $in pushdown above",
+    ),
+    (
+        "internal/backends/sqlite/collection.go",
+        "\t\t\tfilterPushdown = true\n"
+        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
+        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n",
+        "\t\t\tfilterPushdown = true\n"
+        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
+        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n"
+        "\t\tcase *types.Document:\n\t\t\twhereClause, args = idInClause(v.(*types.Document))\n"
+        "\t\t\tfilterPushdown = whereClause != \"\"\n\t\t}\n",
+        "explain reports the $in pushdown as it happens",
+    ),
 )
 
 

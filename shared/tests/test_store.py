@@ -35,21 +35,26 @@ async def test_concurrent_updates_of_one_document_all_land(make_settings) -> Non
         await client.close()
 
 
-async def test_a_lookup_by_id_is_answered_from_the_id_index(make_settings) -> None:
+@pytest.mark.parametrize("by_id", [{"_id": "c-17"}, {"_id": {"$in": ["c-3", "c-17", "c-99"]}}], ids=["equal", "in"])
+async def test_a_lookup_by_id_is_answered_from_the_id_index(make_settings, by_id) -> None:
     # FerretDB 1.24 as published compares `->'$._id'` while its _id index is on `->"_id"`, so every
-    # find, update and delete by _id read the whole table (cost grew with the collection). The local
-    # build fixes the expression (deploy/local/infra.py, FERRETDB_FIXES); this fails on a store without it.
+    # find, update and delete by _id read the whole table (cost grew with the collection), and it does
+    # not push `$in` down at all. The local build fixes both (deploy/local/infra.py, FERRETDB_FIXES);
+    # this fails on a store without them.
     settings = make_settings(StoreSettings)
     client = make_mongo_client(settings)
     try:
         db = database(client, settings)
-        await db["lookups"].insert_many([{"_id": f"c-{i}", "n": i} for i in range(20)])
-        explained = await db.command("explain", {"find": "lookups", "filter": {"_id": "c-17"}})
+        await db["lookups"].insert_many([{"_id": f"c-{i}", "n": i} for i in range(20)] + [{"_id": 3, "n": -3}])
+        explained = await db.command("explain", {"find": "lookups", "filter": by_id})
         planner = explained["queryPlanner"]
         if "Plan" in planner:  # FerretDB on SQLite: the rows of EXPLAIN QUERY PLAN
             assert any("USING INDEX" in row and "__id_" in row for row in planner["Plan"]), planner
         else:  # MongoDB: the _id fast path or an index scan, never a collection scan
             assert "COLLSCAN" not in str(planner["winningPlan"]), planner
-        assert (await db["lookups"].find_one({"_id": "c-17"}) or {}).get("n") == 17
+        found = sorted([d["n"] async for d in db["lookups"].find(by_id)])
+        assert found == ([17] if by_id["_id"] == "c-17" else [3, 17])
+        # A list the index cannot answer (mixed types) still gets every match, as before.
+        assert sorted([d["n"] async for d in db["lookups"].find({"_id": {"$in": ["c-3", 3]}})]) == [-3, 3]
     finally:
         await client.close()
