@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -189,8 +190,11 @@ class EventConsumer:
         concurrency: int = 64,
         auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
         retry_backoff: float = 0.2,
+        batch_scope: Callable[[], contextlib.AbstractAsyncContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
         self.settings = settings
+        # Entered around every batch (e.g. ``OutboxRelay.holding``: the relay keeps off the store meanwhile).
+        self._batch_scope = batch_scope
         self.publisher = publisher
         self.handlers = handlers
         self.batch_handlers = batch_handlers or {}
@@ -223,7 +227,8 @@ class EventConsumer:
     async def _consume(self, msg: KafkaMessage) -> None:
         self.rebalance.begin()
         try:
-            await self._consume_batch(msg)
+            async with self._batch_scope():
+                await self._consume_batch(msg)
         finally:
             self.rebalance.end()
 

@@ -16,10 +16,11 @@ so the trace continues across the asynchronous hop (as eShop does with its integ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -92,9 +93,27 @@ class OutboxRelay:
         # Entries published by ``written`` whose clearing waits for a quiet moment (see there).
         self._deferred: dict[tuple[str, Any], tuple[AsyncCollection[Any], set[str]]] = {}
         self._busy_until = 0.0
+        self._batches_at_work = 0
         self._last_scan = 0.0
         self._kicked = False
         self.published = 0
+
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """Around a consumer's batch: the polling pass and the deferred clearing wait until it is done
+        (and ``clear_idle_seconds`` after). Both go through the store the batch is writing to; the pass
+        also publishes, document by document, entries the batch is about to publish from memory, and
+        then takes the same documents' locks. Measured on the customer service: clearing between two
+        batches held the next one's first write for ~0.6 s, and the pass doubled ``written``'s time."""
+        self._batches_at_work += 1
+        try:
+            yield
+        finally:
+            self._batches_at_work -= 1
+            self._busy_until = max(self._busy_until, time.monotonic() + self._clear_idle_seconds)
+
+    def _busy(self) -> bool:
+        return self._batches_at_work > 0 or time.monotonic() < self._busy_until
 
     def kick(self) -> None:
         """Ask the polling loop to run now (after a write that added outbox entries)."""
@@ -154,7 +173,7 @@ class OutboxRelay:
         """Clear the entries ``written`` published; with ``until_busy``, stop when writes resume."""
         cleared = 0
         for key in list(self._deferred):
-            if until_busy and time.monotonic() < self._busy_until and self.deferred_count() <= self._max_deferred:
+            if until_busy and self._busy() and self.deferred_count() <= self._max_deferred:
                 break
             collection, ids = self._deferred.pop(key)
             try:
@@ -286,7 +305,7 @@ class OutboxRelay:
         while True:
             found = 0
             try:
-                busy = time.monotonic() < self._busy_until
+                busy = self._busy()
                 if self._kicked or not busy or time.monotonic() - self._last_scan > self._busy_scan_seconds:
                     self._kicked = False
                     self._last_scan = time.monotonic()

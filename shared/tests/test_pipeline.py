@@ -3,6 +3,8 @@ and out again as a follow-up event, under one trace; poison goes to the DLQ; dup
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -13,7 +15,7 @@ from guanxi_shared.contracts.inbound import PurchaseCompleted
 from guanxi_shared.events import CloudEvent, new_event, parse_data
 from guanxi_shared.idempotency import apply_once
 from guanxi_shared.messaging import EventConsumer
-from guanxi_shared.outbox import outbox_set
+from guanxi_shared.outbox import OutboxRelay, outbox_set
 from guanxi_shared.runtime import ServiceRuntime
 from guanxi_shared.settings import ServiceSettings
 from guanxi_shared.testing import eventually
@@ -157,3 +159,46 @@ async def test_flush_racing_the_polling_relay_publishes_each_entry_once(make_set
         assert sorted(ids) == sorted(e.id for e in events)  # each exactly once
     finally:
         await runtime.stop()
+
+
+async def test_the_relay_keeps_off_the_store_while_a_batch_is_at_work(make_settings, topics, tap) -> None:
+    # A consumer's batch holds the relay (EventConsumer(batch_scope=relay.holding)): no polling pass and
+    # no deferred clearing meanwhile, both once it is done. Nothing is lost by waiting.
+    settings = make_settings(DemoSettings)
+    runtime = ServiceRuntime(settings)
+    follow_ups = await tap("customer.tier_changed")
+    await runtime.start()
+    relay = OutboxRelay(runtime.publisher, [runtime.db["customers"]], poll_seconds=0.01, clear_idle_seconds=0.05)
+    loop = asyncio.create_task(relay.run())
+    try:
+        customers = runtime.db["customers"]
+        written = [new_event("customer.tier_changed", f"c-{i}", {"n": i}, source="demo") for i in range(5)]
+        stray = new_event("customer.tier_changed", "c-stray", {"n": 99}, source="demo")
+        await asyncio.sleep(0.3)  # past the relay's first pass, which looks for leftovers even while held
+        async with relay.holding():
+            for i, event in enumerate(written):
+                await customers.insert_one({"_id": f"c-{i}", **outbox_map([event])})
+            await relay.written(customers, {f"c-{i}": outbox_map([e])["outbox"] for i, e in enumerate(written)})
+            # Written by someone else (no ``written``): only the polling pass would publish it.
+            await customers.insert_one({"_id": "c-stray", **outbox_map([stray])})
+            await asyncio.sleep(0.5)  # fifty poll intervals
+            assert relay.deferred_count() == 5
+            assert await customers.count_documents({"outbox": {"$ne": {}}}) == 6  # nothing cleared
+            await follow_ups.wait_for(lambda t: len(t.records) >= 5, what="the batch's own entries published")
+            await follow_ups.settle(0.3)
+            assert sorted(json.loads(r.value)["id"] for r in follow_ups.records) == sorted(e.id for e in written)
+        await follow_ups.wait_for(lambda t: len(t.records) >= 6, what="the stray entry published after the batch")
+        await eventually(lambda: customers.count_documents({"outbox": {"$ne": {}}}), lambda n: n == 0,
+                         what="every entry cleared after the batch")
+        assert relay.deferred_count() == 0
+        assert sorted(json.loads(r.value)["id"] for r in follow_ups.records) == sorted(e.id for e in [*written, stray])
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        await runtime.stop()
+
+
+def outbox_map(events: list[CloudEvent]) -> dict[str, Any]:
+    """The ``outbox`` field of a new document holding ``events`` (``outbox_set`` gives dotted keys)."""
+    return {"outbox": {k.removeprefix("outbox."): v for k, v in outbox_set(events).items()}}
