@@ -116,8 +116,10 @@ def register_upcaster(event_type: str, from_version: int, fn: Upcaster) -> None:
 
 def upcast(event: CloudEvent) -> CloudEvent:
     version = event.dataversion
-    data = copy.deepcopy(event.data)
     target = _CURRENT_VERSION.get(event.type, version)
+    if version >= target:
+        return event  # current already: nothing to copy (the copy was ~9 % of a consumer's CPU)
+    data = copy.deepcopy(event.data)  # upcasters may change what they are given; the event stays as read
     while version < target:
         fn = _UPCASTERS.get((event.type, version))
         if fn is None:

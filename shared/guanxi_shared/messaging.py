@@ -27,9 +27,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -84,32 +84,62 @@ def make_broker(settings: ServiceSettings, *, tracer_provider: Any = None, **ove
 
 
 class EventPublisher:
-    """Publishes CloudEvents; the Kafka key is the subject, so one customer's events stay in order."""
+    """Publishes CloudEvents; the Kafka key is the subject, so one customer's events stay in order.
+
+    Through a producer of its own (aiokafka; idempotent, so acks=all and a retry never duplicates),
+    not the broker's ``publish``: FastStream's middleware chain cost ~0.4 ms of CPU per event, which
+    py-spy put at 39 % of the surveys service's CPU under ingest (it publishes one event per purchase),
+    as the gateway had found for its access records. Every event of the service goes through this one
+    producer, so a customer's events keep their order. Each publish still gets its PRODUCER span,
+    and the trace context travels in the headers as before."""
 
     def __init__(self, broker: KafkaBroker, settings: ServiceSettings) -> None:
         self._broker = broker
         self._settings = settings
+        self._producer: AIOKafkaProducer | None = None  # made in start(): aiokafka needs the running loop
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._settings.kafka_bootstrap_servers, enable_idempotence=True,
+                    linger_ms=5, max_batch_size=256 * 1024, request_timeout_ms=30_000, retry_backoff_ms=200,
+                    client_id=f"guanxi-{self._settings.service_name}-events")
+                await producer.start()
+                self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()  # sends what is buffered first
 
     async def publish(self, event: CloudEvent, *, topic: str | None = None, headers: dict[str, str] | None = None) -> None:
-        await self._broker.publish(
-            event.to_json(),
-            topic=self._settings.topic(topic or event.type),
-            key=event.subject.encode(),
-            headers={"content-type": CONTENT_TYPE, "ce_id": event.id, **(headers or {})},
-        )
+        await self._send(self._settings.topic(topic or event.type), event.to_json(), event.subject.encode(),
+                         {"content-type": CONTENT_TYPE, "ce_id": event.id, **(headers or {})}, event.id)
 
     async def publish_many(self, events: Iterable[CloudEvent]) -> None:
         # Sent concurrently so the producer batches them; each await still waits for the ack.
         await asyncio.gather(*(self.publish(e) for e in events))
 
     async def dead_letter(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str], reason: str) -> None:
-        await self._broker.publish(
-            value,
-            topic=dead_letter(topic),
-            key=key,
-            headers={**headers, "dlq-reason": reason[:2000], "dlq-original-topic": topic,
-                     "dlq-service": self._settings.service_name, "dlq-failed-at": str(time.time())},
-        )
+        await self._send(dead_letter(topic), value, key,
+                         {**headers, "dlq-reason": reason[:2000], "dlq-original-topic": topic,
+                          "dlq-service": self._settings.service_name, "dlq-failed-at": str(time.time())}, None)
+
+    async def _send(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str], message_id: str | None) -> None:
+        producer = self._producer
+        if producer is None:  # as the broker before ``start``: the relay leaves the entry for later
+            raise KafkaConnectionError("the event publisher is not started")
+        attributes: dict[str, Any] = {"messaging.system": "kafka", "messaging.operation.type": "send",
+                                      "messaging.destination.name": topic}
+        if message_id is not None:
+            attributes["messaging.message.id"] = message_id
+        with tracer.start_as_current_span(f"{topic} publish", kind=SpanKind.PRODUCER, attributes=attributes):
+            carrier = dict(headers)
+            propagate.inject(carrier)  # this span's context: the consumer's span continues the trace
+            sent = await producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in carrier.items()])
+            await sent
 
 
 @dataclass

@@ -73,6 +73,7 @@ class ServiceRuntime:
         for hook in self._startup:
             await hook()
         await self.broker.start()
+        await self.publisher.start()
         self._tasks = [asyncio.create_task(self._guard(name, loop), name=name) for name, loop in
                        [("outbox-relay", self.relay.run), *self._loops]]
         self.started = True
@@ -106,6 +107,8 @@ class ServiceRuntime:
             await asyncio.wait_for(self.relay.clear_deferred(), timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.relay.flush_all(), timeout=10)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.publisher.stop(), timeout=10)
         await self.mongo.close()
         if self.read_mongo is not self.mongo:
             await self.read_mongo.close()

@@ -31,7 +31,15 @@ def build(settings: SurveysSettings | None = None, clock: Clock | None = None) -
             await handlers.tick(deps)
             await asyncio.sleep(settings.scheduler_interval_seconds)
 
+    async def load_calendar() -> None:
+        # The holiday calendar is loaded (a module import) on first use; do it before the first batch,
+        # which otherwise paid ~0.4 s for it.
+        now = clock.now()
+        for year in (now.year, now.year + 1):
+            deps.policy.is_working(now.replace(year=year, month=1, day=1).date())
+
     runtime.on_startup(store.ensure_indexes)
+    runtime.on_startup(load_calendar)
     runtime.background("survey-scheduler", scheduler)
     app = runtime.http_app([api.router()], title="Guanxi surveys service",
                            description="post-purchase and post-resolution surveys, CSAT, NPS, reports")
