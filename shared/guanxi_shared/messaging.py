@@ -180,11 +180,14 @@ class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     i.e. ``max_poll_interval_ms``) keeps one. The batch's own commit may then fail with the rebalance;
     the next owner gets those records again and idempotent handlers absorb them."""
 
-    def __init__(self) -> None:
+    def __init__(self, settle: Callable[[], Awaitable[None]] | None = None) -> None:
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0
         self.drained = 0  # revocations that had to wait for a batch (observable in tests and logs)
+        # Also awaited before releasing: follow-ups of finished batches still going out (``OutboxRelay.settle``),
+        # so the next owner's events for a customer cannot overtake them.
+        self._settle = settle
 
     def begin(self) -> None:
         self._busy += 1
@@ -200,6 +203,8 @@ class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             self.drained += 1
             log.info("rebalance: waiting for the batch in hand before releasing %d partitions", len(revoked))
             await self._idle.wait()
+        if self._settle is not None:
+            await self._settle()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None
@@ -221,6 +226,7 @@ class EventConsumer:
         auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
         retry_backoff: float = 0.2,
         batch_scope: Callable[[], contextlib.AbstractAsyncContextManager[Any]] = contextlib.nullcontext,
+        before_release: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         # Entered around every batch (e.g. ``OutboxRelay.holding``: the relay keeps off the store meanwhile).
@@ -231,7 +237,7 @@ class EventConsumer:
         self.stats = ConsumerStats()
         self._semaphore = asyncio.Semaphore(concurrency)
         self._retry_backoff = retry_backoff
-        self.rebalance = DrainOnRevoke()
+        self.rebalance = DrainOnRevoke(before_release)
         topics = sorted(set(handlers) | set(self.batch_handlers))
         self._by_topic = {settings.topic(t): t for t in topics}
         subscriber = broker.subscriber(

@@ -104,6 +104,8 @@ class ServiceRuntime:
         # Clear what went out (bounded: whatever is left is published again, with the same ids, by
         # the next start, and consumers deduplicate).
         with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.relay.settle(), timeout=10)
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(self.relay.clear_deferred(), timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.relay.flush_all(), timeout=10)

@@ -8,6 +8,7 @@ to callers allowed to see them, after the audit event is safely in the outbox.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -672,8 +673,11 @@ async def on_purchases(ctx: Context, batch: Sequence[tuple[CloudEvent, otel_cont
     if not parsed:
         return leftovers
 
-    # Inserts keyed by the order: a replay collides on _id and changes nothing.
-    collided = await ctx.store.insert_new(ctx.store.purchases, [_purchase_record(ctx, d, e) for e, d, _ in parsed])
+    # Inserts keyed by the order: a replay collides on _id and changes nothing. The customers are read at
+    # the same time, through the read pool: the fold needs both, and neither needs the other.
+    collided, found = await asyncio.gather(
+        ctx.store.insert_new(ctx.store.purchases, [_purchase_record(ctx, d, e) for e, d, _ in parsed]),
+        ctx.store.customers_by_id(list(dict.fromkeys(d.customer_id for _, d, _ in parsed))))
     if collided:
         owners = {doc["_id"]: doc["customer_id"] async for doc in
                   ctx.store.purchases.find({"_id": {"$in": sorted(collided)}}, {"customer_id": 1})}
@@ -685,7 +689,7 @@ async def on_purchases(ctx: Context, batch: Sequence[tuple[CloudEvent, otel_cont
     by_customer: dict[str, list[tuple[CloudEvent, PurchaseCompleted, otel_context.Context]]] = {}
     for item in parsed:
         by_customer.setdefault(item[1].customer_id, []).append(item)
-    docs = await _customers_or_stubs(ctx, list(by_customer))
+    docs = await _customers_or_stubs(ctx, list(by_customer), found)
 
     folds = {cid: f for cid, items in by_customer.items() if (f := _plan_fold(ctx, docs[cid], items)) is not None}
     written: dict[str, dict[str, Any]] = {}
@@ -720,7 +724,7 @@ async def on_purchases(ctx: Context, batch: Sequence[tuple[CloudEvent, otel_cont
                 await _rebuild_purchase_state(ctx, doc)
                 if fold.outbox:
                     written[cid] = fold.outbox
-    await ctx.relay.written(ctx.store.customers, written)
+    await ctx.relay.hand_over(ctx.store.customers, written)
     return leftovers
 
 
@@ -808,9 +812,10 @@ async def _rebuild_purchase_state(ctx: Context, doc: Doc) -> None:
     await ctx.store.customers.update_one({"_id": doc["_id"]}, {"$set": sets})
 
 
-async def _customers_or_stubs(ctx: Context, customer_ids: list[str]) -> dict[str, Doc]:
-    """The customers' documents in one read; unknown ids get their unregistered stub (see ``ensure_customer``)."""
-    docs = {d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": customer_ids}})}
+async def _customers_or_stubs(ctx: Context, customer_ids: list[str], found: dict[str, Doc]) -> dict[str, Doc]:
+    """The customers' documents (``found``: read already); unknown ids get their unregistered stub (see
+    ``ensure_customer``)."""
+    docs = {c: found[c] for c in customer_ids if c in found}
     missing = [c for c in customer_ids if c not in docs]
     if missing:
         await ctx.store.insert_new(ctx.store.customers, [_stub(ctx, c) for c in missing])

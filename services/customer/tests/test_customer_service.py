@@ -523,8 +523,8 @@ async def test_the_batch_path_repairs_a_write_that_raced_it(make_settings, monke
         read_customers = handlers._customers_or_stubs
         meanwhile: dict[str, object] = {"write": lambda c: asyncio.sleep(0)}
 
-        async def stale_read(c, ids):  # type: ignore[no-untyped-def]
-            docs = await read_customers(c, ids)
+        async def stale_read(c, ids, found):  # type: ignore[no-untyped-def]
+            docs = await read_customers(c, ids, found)
             await meanwhile["write"](c)  # type: ignore[operator]
             return docs
 

@@ -143,11 +143,12 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
             "created_at": now, "reminded": False, **outbox_field([event]),
         })
 
-    # Published straight from what was written (no read-back); a replayed trigger's documents
-    # already exist and keep their own entries, which the relay's poll publishes if they are pending.
+    # Published straight from what was written (no read-back), without holding the batch for Kafka's
+    # acks; a replayed trigger's documents already exist and keep their own entries, which the relay's
+    # poll publishes if they are pending.
     for name, collection, docs in ((SURVEYS, store.surveys, surveys), (SKIPS, store.skips, skips)):
         existing = await store.insert_new(name, docs)
-        await deps.relay.written(collection, {d["_id"]: d["outbox"] for d in docs if d["_id"] not in existing})
+        await deps.relay.hand_over(collection, {d["_id"]: d["outbox"] for d in docs if d["_id"] not in existing})
 
 
 # ---------------------------------------------------------------- customer view

@@ -102,5 +102,5 @@ def subscribe(runtime: ServiceRuntime, deps: Deps) -> EventConsumer:
             PURCHASE_COMPLETED: trigger_batch(deps, _purchase),
             COMPLAINT_RESOLVED: trigger_batch(deps, _resolution),
         },
-        batch_scope=runtime.relay.holding,
+        batch_scope=runtime.relay.holding, before_release=runtime.relay.settle,
     )
