@@ -3,7 +3,7 @@
 Prints a table, writes the full results to ``bench/results/<timestamp>.json`` and prints the
 headline figures as one JSON object on the last line. Sizes via environment variables:
 ``GUANXI_BENCH_EVENTS`` (backlog, default 1000), ``GUANXI_BENCH_CUSTOMERS`` (keys, 200),
-``GUANXI_BENCH_PARTITIONS`` (of purchase.completed, 6), ``GUANXI_BENCH_REPEATS`` (2),
+``GUANXI_BENCH_PARTITIONS`` (of purchase.completed, 6), ``GUANXI_BENCH_REPEATS`` (3),
 ``GUANXI_BENCH_CAP`` (seconds a run may take, 90), ``GUANXI_BENCH_HTTP_SECONDS`` (8),
 ``GUANXI_BENCH_SCALING_PARTITIONS`` (partition counts of the scaling runs, ``1,6,12``; each is run with
 one and with two instances of each service), ``GUANXI_BENCH_SCALING_EVENTS`` (their backlog, 3000),
@@ -40,7 +40,7 @@ from .gateway import GatewayBench, free_port, spawn
 EVENTS = int(os.environ.get("GUANXI_BENCH_EVENTS", "1000"))
 CUSTOMERS = int(os.environ.get("GUANXI_BENCH_CUSTOMERS", "200"))
 PARTITIONS = int(os.environ.get("GUANXI_BENCH_PARTITIONS", "6"))
-REPEATS = int(os.environ.get("GUANXI_BENCH_REPEATS", "2"))
+REPEATS = int(os.environ.get("GUANXI_BENCH_REPEATS", "3"))
 # Larger than the main backlog: with two instances the clock starts once both are in the group.
 SCALING_EVENTS = int(os.environ.get("GUANXI_BENCH_SCALING_EVENTS", "3000"))
 SCALING_PARTITIONS = [int(p) for p in os.environ.get("GUANXI_BENCH_SCALING_PARTITIONS", "1,6,12").split(",") if p.strip()]
@@ -156,7 +156,8 @@ async def run_ingest(kafka: str, mongo: str, prefix: str, suffix: str, instances
     """The real services as separate processes (as deployed: each its own process and group);
     ``instances`` processes of each service share its group (scale-out)."""
     customer, surveys = ingest.settings_for(kafka, mongo, prefix, suffix)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGODB_URL": mongo, "GUANXI_TOPIC_PREFIX": prefix, "LOG_LEVEL": "WARNING",
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGODB_URL": mongo, "GUANXI_TOPIC_PREFIX": prefix,
+           "LOG_LEVEL": os.environ.get("GUANXI_BENCH_SERVICE_LOG_LEVEL", "WARNING"),
            "CUSTOMER_MONGODB_DATABASE": customer.mongodb_database, "CUSTOMER_CONSUMER_GROUP": customer.consumer_group,
            "CUSTOMER_HTTP_PORT": str(free_port()),
            "SURVEYS_MONGODB_DATABASE": surveys.mongodb_database, "SURVEYS_CONSUMER_GROUP": surveys.consumer_group,
