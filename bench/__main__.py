@@ -218,6 +218,7 @@ async def main() -> dict[str, Any]:
     variants: dict[str, Callable[[str, str, str, str], Awaitable[dict[str, Any]]]] = {
         "ceiling": run_ceiling, "ingest": run_ingest, "naive": run_naive}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    missing_effects: list[str] = []
     order = [name for name in variants if wanted(name)]
     for repeat in range(REPEATS):
         for name in order if repeat % 2 == 0 else list(reversed(order)):
@@ -228,9 +229,12 @@ async def main() -> dict[str, Any]:
                                                 timeout=CAP + 60)
             except TimeoutError:
                 result = {"eps": 0.0, "per_group": {}, "stalled": {"(timed out)": 0}, "seconds": {}, "events": EVENTS}
+            result["stored"] = await stored_effects(where.mongodb_url, name, suffix)
+            if any(n != EVENTS for n in result["stored"].values()):
+                missing_effects.append(f"{name} repeat {repeat + 1}: {result['stored']}")
             runs[name].append(result)
             say(f"repeat {repeat + 1}/{REPEATS} {name:<8} {result['eps']:8.1f} events/s  "
-                f"({result['per_group']}; stalled: {result['stalled']})")
+                f"({result['per_group']}; stalled: {result['stalled']}; stored: {result['stored']})")
 
     gateway: dict[str, Any] = {"rounds": []}
     if wanted("gateway"):
@@ -315,6 +319,7 @@ async def main() -> dict[str, Any]:
             "versions": versions(), "runs": runs, "gateway": gateway, "best": {n: best(n) for n in runs},
             "scaling": scaling,
             "latency": lat,
+            "missing_effects": missing_effects,
             "headline": headline}
 
     print()
@@ -338,6 +343,8 @@ async def main() -> dict[str, Any]:
         print(f"{'complaint ack email p99':<34}{ack['p99_ms']:>9.0f} ms{detail:>42}")
     print(f"ratios: ingest/ceiling {headline['ingest_ratio']}, ingest/naive {headline['ingest_vs_naive']}, "
           f"gateway/baseline {headline['gateway_ratio']}")
+    for line in missing_effects:
+        print(f"INVALID RUN: committed without storing every purchase's documents: {line}")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
@@ -348,7 +355,31 @@ async def main() -> dict[str, Any]:
         await asyncio.wait_for(cleanup(where.kafka, where.mongodb_url, prefix, rid), timeout=30)
     except TimeoutError:
         say("cleanup took longer than 30 s; leftovers stay in the benchmark instance")
+    if missing_effects:
+        # The last line stays the headline; the exit status says the figures cannot be used.
+        return {**headline, "missing_effects": len(missing_effects)}
     return headline
+
+
+# Where each throughput variant stores one document per purchase: the figure counts a committed offset as
+# done, so every run is checked to have stored them all (the naive peer once committed without working).
+EFFECTS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "ceiling": [("bench_ceiling_{}", ("purchases",)), ("bench_ceiling_{}", ("surveys",))],
+    "naive": [("bench_naive_{}", ("purchases",)), ("bench_naive_{}", ("surveys",))],
+    "ingest": [("bench_customer_{}", ("purchases",)), ("bench_surveys_{}", ("surveys", "skips"))],
+}
+
+
+async def stored_effects(mongodb_url: str, variant: str, suffix: str) -> dict[str, int]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        out = {}
+        for database, collections in EFFECTS[variant]:
+            db = client[database.format(suffix)]
+            out["+".join(collections)] = sum([await db[c].count_documents({}) for c in collections])
+        return out
+    finally:
+        await client.close()
 
 
 async def cleanup(kafka: str, mongodb_url: str, prefix: str, rid: str) -> None:
@@ -368,3 +399,5 @@ async def cleanup(kafka: str, mongodb_url: str, prefix: str, rid: str) -> None:
 if __name__ == "__main__":
     headline = asyncio.run(main())
     print(json.dumps(headline))
+    if headline.get("missing_effects"):
+        sys.exit(1)

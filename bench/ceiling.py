@@ -72,7 +72,7 @@ async def run(kafka: str, mongodb_url: str, database: str, topic: str, follow_up
             # One update per customer and batch: FerretDB 1.24 stalls on a bulk that updates one
             # document several times, and one write per document is the fewest round-trips anyway.
             # Filtered on _id alone, as the customer service writes (FerretDB reads the whole collection
-            # for any other filter; a raw loop that owns its partitions is the only writer too), so the
+            # for any further condition; a raw loop that owns its partitions is the only writer too), so the
             # replay guard is one read of the batch's customers instead of a condition in every update.
             applied = {d["_id"]: set(d.get("applied_events", [])) async for d in
                        db.customers.find({"_id": {"$in": list(per_customer)}}, {"applied_events": 1})}

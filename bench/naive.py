@@ -24,7 +24,9 @@ def build(kafka: str, mongodb_url: str, database: str, topic: str, follow_up_top
     db = mongo[database]
 
     @broker.subscriber(topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK)
-    async def on_purchase(body: bytes) -> None:
+    async def on_purchase(body: dict[str, Any]) -> None:
+        # FastStream hands a JSON body over decoded (a ``bytes`` annotation failed validation on every
+        # message, so until 2026-11-23 this peer acknowledged each one without doing any work).
         event = decode_event(body)
         p = parse_data(event, PurchaseCompleted)
         key = f"order:{p.order_id}"

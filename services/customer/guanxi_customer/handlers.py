@@ -694,7 +694,7 @@ async def on_purchases(ctx: Context, batch: Sequence[tuple[CloudEvent, otel_cont
     folds = {cid: f for cid, items in by_customer.items() if (f := _plan_fold(ctx, docs[cid], items)) is not None}
     written: dict[str, dict[str, Any]] = {}
     if folds:
-        # A few commands for every customer of the batch, each write filtered on _id alone: the one filter
+        # A few commands for every customer of the batch, each write filtered on _id alone: the filter
         # FerretDB answers from its index (any further condition reads the whole collection, and a
         # command per customer costs several times its share of a bulk). No version guard: the
         # partition's owner is the single writer of purchase state (``DrainOnRevoke``), and every other
