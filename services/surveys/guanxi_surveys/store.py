@@ -17,8 +17,8 @@ from typing import Any
 
 from guanxi_shared.events import CloudEvent
 from guanxi_shared.outbox import outbox_set
-from guanxi_shared.store import insert_new
-from pymongo import ASCENDING
+from guanxi_shared.store import insert_new, update_each
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .domain import CustomerView
@@ -68,6 +68,18 @@ class SurveyStore:
             {"_id": customer_id, "$or": [{stamp_field: {"$exists": False}}, {stamp_field: {"$lte": at}}]},
             {"$set": {**fields, stamp_field: at}},
         )
+
+    async def level_stamps(self, customer_ids: list[str]) -> dict[str, datetime | None]:
+        """When each known customer's member level was last learnt (None: never); one read."""
+        return {d["_id"]: d.get("level_at") async for d in
+                self.customers.find({"_id": {"$in": customer_ids}}, {"level_at": 1})}
+
+    async def learn_levels(self, levels: dict[str, tuple[str, datetime]], known: set[str]) -> None:
+        """Write member levels decided in code: views unknown so far are inserted, known ones updated by _id."""
+        await insert_new(self.customers, [{"_id": c, "created": True, "member_level": level, "level_at": at}
+                                          for c, (level, at) in levels.items() if c not in known])
+        await update_each(self.customers, [UpdateOne({"_id": c}, {"$set": {"member_level": level, "level_at": at}})
+                                           for c, (level, at) in levels.items() if c in known])
 
     async def last_survey_times(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
         """When each customer's latest survey was scheduled (whatever became of it): the cooldown's anchor."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from guanxi_shared.contracts.complaints import ComplaintResolved
 from guanxi_shared.contracts.customer import CustomerConsentChanged, CustomerErased, CustomerRegistered, CustomerTierChanged
@@ -62,6 +63,34 @@ def trigger_batch(deps: Deps, parse: Callable[[CloudEvent], Trigger]) -> BatchHa
     return handle
 
 
+def tier_batch(deps: Deps) -> BatchHandler:
+    async def handle(batch: list[Delivery]) -> Failures:
+        failures: Failures = []
+        changes: list[tuple[str, str, datetime]] = []
+        used: list[Delivery] = []
+        for delivery in batch:
+            try:
+                c = parse_data(delivery.event, CustomerTierChanged)
+            except InvalidEvent as exc:
+                failures.append((delivery, exc))
+                continue
+            changes.append((c.customer_id, c.member_level, c.changed_at))
+            used.append(delivery)
+        try:
+            await handlers.tier_changes(deps, changes)
+        except Exception as exc:
+            if is_transient(exc):
+                return failures + [(d, exc) for d in used]
+            for delivery in used:  # find the one that cannot be handled; the others still land
+                try:
+                    await _tier(deps, delivery.event)
+                except Exception as one:
+                    failures.append((delivery, one))
+        return failures
+
+    return handle
+
+
 def _one(deps: Deps, fn: Callable[[Deps, CloudEvent], Awaitable[None]]) -> EventHandler:
     async def handle(event: CloudEvent) -> None:
         await fn(deps, event)
@@ -95,12 +124,13 @@ def subscribe(runtime: ServiceRuntime, deps: Deps) -> EventConsumer:
         {
             CUSTOMER_REGISTERED: _one(deps, _registered),
             CUSTOMER_CONSENT_CHANGED: _one(deps, _consent),
-            CUSTOMER_TIER_CHANGED: _one(deps, _tier),
+            CUSTOMER_TIER_CHANGED: _one(deps, _tier),  # what the batch path could not settle
             CUSTOMER_ERASED: _one(deps, _erased),
         },
         batch_handlers={
             PURCHASE_COMPLETED: trigger_batch(deps, _purchase),
             COMPLAINT_RESOLVED: trigger_batch(deps, _resolution),
+            CUSTOMER_TIER_CHANGED: tier_batch(deps),
         },
         batch_scope=runtime.relay.holding, before_release=runtime.relay.settle,
     )

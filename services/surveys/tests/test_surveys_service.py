@@ -20,6 +20,7 @@ from guanxi_shared.topics import (
     CUSTOMER_CONSENT_CHANGED,
     CUSTOMER_ERASED,
     CUSTOMER_REGISTERED,
+    CUSTOMER_TIER_CHANGED,
     PURCHASE_COMPLETED,
     SURVEY_COMPLETED,
     SURVEY_LOW_SCORE,
@@ -317,3 +318,35 @@ async def test_reports_reminder_expiry_and_erasure(kit: Kit, tap) -> None:  # ty
         assert doc is not None and "comment" not in doc["answers"] and doc["csat"] == 90
         r = await client.get("/api/v1/kpis/surveys", params=window, headers=boss)
         assert r.json()["avg_satisfaction"] == 73.33
+
+
+async def test_tier_changes_keep_the_newest_level_whatever_the_order(kit: Kit, tap) -> None:  # type: ignore[no-untyped-def]
+    """Tier changes are taken in batches: the newest change per customer wins, in whatever order they come
+    (a registration crossing them too); a customer first seen in a tier change gets a view; a bad one is
+    dead-lettered and the rest still land."""
+    dlq = await tap(CUSTOMER_TIER_CHANGED + ".dlq")
+
+    def change(customer: str, level: str, hours: int) -> dict[str, Any]:
+        return {"customer_id": customer, "member_level": level, "previous_level": "standard", "tenure": "returning",
+                "previous_tenure": "new", "purchase_count": 3, "total_amount": "300.00",
+                "changed_at": (T0 + timedelta(hours=hours)).isoformat()}
+
+    async with running(kit.settings, ManualClock(T0)):
+        await kit.register("c-t1", level="standard")  # stamped T0 - 1 day: older than every change below
+        await kit.send(CUSTOMER_TIER_CHANGED, "c-t1", change("c-t1", "gold", 5))
+        await kit.send(CUSTOMER_TIER_CHANGED, "c-t1", change("c-t1", "silver", 2))  # older, arrives later
+        await kit.send(CUSTOMER_TIER_CHANGED, "c-t2", change("c-t2", "silver", 1))  # never registered here
+        await kit.send(CUSTOMER_TIER_CHANGED, "c-t3", {"customer_id": "c-t3"})  # invalid
+        await eventually(lambda: kit.db["customers"].find_one({"_id": "c-t2"}), lambda d: d is not None,
+                         what="c-t2's view")
+        await dlq.wait_for(lambda t: len(t.records) >= 1, what="the invalid change dead-lettered")
+        await eventually(lambda: kit.db["customers"].find_one({"_id": "c-t1"}),
+                         lambda d: d is not None and d.get("member_level") == "gold", what="c-t1 at gold")
+        await kit.send(CUSTOMER_TIER_CHANGED, "c-t1", change("c-t1", "standard", 3))  # still older than gold's
+        await kit.send(CUSTOMER_TIER_CHANGED, "c-t2", change("c-t2", "gold", 4))
+        await eventually(lambda: kit.db["customers"].find_one({"_id": "c-t2"}),
+                         lambda d: d is not None and d.get("member_level") == "gold", what="c-t2 at gold")
+        t1 = await kit.db["customers"].find_one({"_id": "c-t1"})
+        assert t1 is not None and t1["member_level"] == "gold" and t1["survey_consent"] is True
+        assert t1["level_at"] == T0 + timedelta(hours=5)
+        assert "dlq-reason" in dict((k, v) for k, v in dlq.records[0].headers)
