@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import platform as stdlib_platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -401,7 +402,15 @@ async def cleanup(kafka: str, mongodb_url: str, prefix: str, rid: str) -> None:
         await client.close()
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # A benchmark stopped with SIGTERM must still stop the service processes it started (the ``finally``
+    # blocks): Python's default is to die at once, and orphaned services went on consuming and took CPU
+    # from the next run (seen: a later run at half speed).
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     headline = asyncio.run(main())
     print(json.dumps(headline))
     if headline.get("missing_effects"):
