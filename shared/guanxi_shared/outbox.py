@@ -346,8 +346,10 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
             wait = self._poll_seconds if found or self._deferred else min(wait * 2, self._idle_poll_seconds)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+            # ``asyncio.timeout``, not ``wait_for``: on Python 3.11, ``wait_for`` can return the inner result
+            # when a wake-up and a cancellation land together, swallowing the cancellation; the relay then
+            # went on looping and ``ServiceRuntime.stop`` waited for it forever (a test hung ~1 run in 15).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             self._wake.clear()
