@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -93,21 +93,18 @@ class EventPublisher:
     producer, so a customer's events keep their order. Each publish still gets its PRODUCER span,
     and the trace context travels in the headers as before."""
 
-    def __init__(self, broker: KafkaBroker, settings: ServiceSettings) -> None:
-        self._broker = broker
+    def __init__(self, settings: ServiceSettings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None  # made in start(): aiokafka needs the running loop
-        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
-        async with self._starting:
-            if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self._settings.kafka_bootstrap_servers, enable_idempotence=True,
-                    linger_ms=5, max_batch_size=256 * 1024, request_timeout_ms=30_000, retry_backoff_ms=200,
-                    client_id=f"guanxi-{self._settings.service_name}-events")
-                await producer.start()
-                self._producer = producer
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.kafka_bootstrap_servers, enable_idempotence=True,
+                linger_ms=5, max_batch_size=256 * 1024, request_timeout_ms=30_000, retry_backoff_ms=200,
+                client_id=f"guanxi-{self._settings.service_name}-events")
+            await producer.start()
+            self._producer = producer
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
@@ -171,6 +168,15 @@ class ConsumerStats:
     batches: int = 0
 
 
+class BatchCompanion(Protocol):
+    """What a consumer keeps in step with its batches (``OutboxRelay``): kept off the store while one is
+    at work (``holding``), and waited for before a partition is given away (``settle``)."""
+
+    def holding(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    async def settle(self) -> None: ...
+
+
 class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Holds a rebalance until the batch in hand has been handled.
 
@@ -225,19 +231,19 @@ class EventConsumer:
         concurrency: int = 64,
         auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
         retry_backoff: float = 0.2,
-        batch_scope: Callable[[], contextlib.AbstractAsyncContextManager[Any]] = contextlib.nullcontext,
-        before_release: Callable[[], Awaitable[None]] | None = None,
+        relay: BatchCompanion | None = None,
     ) -> None:
         self.settings = settings
-        # Entered around every batch (e.g. ``OutboxRelay.holding``: the relay keeps off the store meanwhile).
-        self._batch_scope = batch_scope
+        # The outbox relay of the service, kept off the store during each batch and waited for before a
+        # partition is given away (its follow-ups still going out must not be overtaken by the next owner's).
+        self._relay = relay
         self.publisher = publisher
         self.handlers = handlers
         self.batch_handlers = batch_handlers or {}
         self.stats = ConsumerStats()
         self._semaphore = asyncio.Semaphore(concurrency)
         self._retry_backoff = retry_backoff
-        self.rebalance = DrainOnRevoke(before_release)
+        self.rebalance = DrainOnRevoke(relay.settle if relay is not None else None)
         topics = sorted(set(handlers) | set(self.batch_handlers))
         self._by_topic = {settings.topic(t): t for t in topics}
         subscriber = broker.subscriber(
@@ -263,7 +269,7 @@ class EventConsumer:
     async def _consume(self, msg: KafkaMessage) -> None:
         self.rebalance.begin()
         try:
-            async with self._batch_scope():
+            async with self._relay.holding() if self._relay is not None else contextlib.nullcontext():
                 await self._consume_batch(msg)
         finally:
             self.rebalance.end()

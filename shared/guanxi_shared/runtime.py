@@ -45,7 +45,7 @@ class ServiceRuntime:
             self.read_mongo = make_mongo_client(settings, maxPoolSize=settings.mongodb_read_pool_size)
         self.read_db = database(self.read_mongo, settings)
         self.broker = make_broker(settings, tracer_provider=tracer_provider)
-        self.publisher = EventPublisher(self.broker, settings)
+        self.publisher = EventPublisher(settings)
         self.relay = OutboxRelay(self.publisher, [], poll_seconds=settings.outbox_poll_seconds)
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []

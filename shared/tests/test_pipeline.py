@@ -162,7 +162,7 @@ async def test_flush_racing_the_polling_relay_publishes_each_entry_once(make_set
 
 
 async def test_the_relay_keeps_off_the_store_while_a_batch_is_at_work(make_settings, topics, tap) -> None:
-    # A consumer's batch holds the relay (EventConsumer(batch_scope=relay.holding)): no polling pass and
+    # A consumer's batch holds the relay (EventConsumer(relay=...)): no polling pass and
     # no deferred clearing meanwhile, both once it is done. Nothing is lost by waiting.
     settings = make_settings(DemoSettings)
     runtime = ServiceRuntime(settings)

@@ -13,7 +13,7 @@ from guanxi_audit.settings import AuditSettings
 from guanxi_audit.store import AuditStore
 from guanxi_shared.clock import ManualClock
 from guanxi_shared.events import new_event
-from guanxi_shared.messaging import EventPublisher, make_broker
+from guanxi_shared.messaging import EventPublisher
 from guanxi_shared.outbox import OutboxRelay
 from guanxi_shared.store import make_mongo_client
 
@@ -34,7 +34,7 @@ async def make_audit(make_settings) -> AsyncIterator[AuditFactory]:
         store = AuditStore(client[settings.mongodb_database])
         await store.ensure_indexes()
         # The broker is never started: a violation stays in its outbox (what happens while Kafka is down).
-        relay = OutboxRelay(EventPublisher(make_broker(settings), settings), [store.episodes])
+        relay = OutboxRelay(EventPublisher(settings), [store.episodes])
         return Audit(store=store, settings=settings, clock=clock, relay=relay)
 
     yield build

@@ -56,5 +56,5 @@ def subscribe(runtime: ServiceRuntime, ctx: Context) -> EventConsumer:
     # The one-by-one handler stays registered: it settles what the batch path hands back.
     consumer = EventConsumer(runtime.broker, runtime.settings, runtime.publisher, subscriptions(ctx),
                              batch_handlers={PURCHASE_COMPLETED: purchases},
-                             batch_scope=runtime.relay.holding, before_release=runtime.relay.settle)
+                             relay=runtime.relay)
     return consumer

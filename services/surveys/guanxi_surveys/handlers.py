@@ -167,11 +167,16 @@ async def consent_changed(deps: Deps, customer_id: str, consents: Mapping[str, b
         await cancel_pending(deps, customer_id, "consent_withdrawn", cause)
 
 
-async def tier_changed(deps: Deps, customer_id: str, member_level: str, at: datetime) -> None:
-    await deps.store.learn_if_newer(customer_id, "level_at", at, {"member_level": member_level})
+@dataclass(frozen=True)
+class TierChange:
+    """A customer's member level as of ``at`` (``customer.tier_changed``)."""
+
+    customer_id: str
+    member_level: str
+    at: datetime
 
 
-async def tier_changes(deps: Deps, changes: Sequence[tuple[str, str, datetime]]) -> None:
+async def tier_changes(deps: Deps, changes: Sequence[TierChange]) -> None:
     """A batch of member-level changes: one read of the views, the newest change per customer compared
     in code, one insert and one bulk write by _id. One by one it was two writes per event, one of them
     conditional (a read of the whole view collection on FerretDB): ~100 events/s, and the surveys
@@ -179,9 +184,9 @@ async def tier_changes(deps: Deps, changes: Sequence[tuple[str, str, datetime]])
     is the only writer of ``level_at``: registrations and tier changes have equal partition counts and
     the consumer assigns by range, so one member handles all of a customer's, in turn."""
     newest: dict[str, tuple[str, datetime]] = {}
-    for customer_id, level, at in changes:
-        if customer_id not in newest or at >= newest[customer_id][1]:
-            newest[customer_id] = (level, at)
+    for change in changes:
+        if change.customer_id not in newest or change.at >= newest[change.customer_id][1]:
+            newest[change.customer_id] = (change.member_level, change.at)
     if not newest:
         return
     stamps = await deps.store.level_stamps(list(newest))

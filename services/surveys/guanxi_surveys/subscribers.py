@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import TypeVar
 
 from guanxi_shared.contracts.complaints import ComplaintResolved
 from guanxi_shared.contracts.customer import CustomerConsentChanged, CustomerErased, CustomerRegistered, CustomerTierChanged
@@ -21,9 +22,10 @@ from guanxi_shared.topics import (
 )
 
 from . import handlers
-from .handlers import Deps, Trigger
+from .handlers import Deps, TierChange, Trigger
 
 Failures = list[tuple[Delivery, BaseException]]
+Item = TypeVar("Item")
 
 
 def _purchase(event: CloudEvent) -> Trigger:
@@ -36,59 +38,38 @@ def _resolution(event: CloudEvent) -> Trigger:
     return Trigger("post_resolution", c.complaint_id, c.customer_id, c.at, c.channel, event)
 
 
-def trigger_batch(deps: Deps, parse: Callable[[CloudEvent], Trigger]) -> BatchHandler:
-    async def handle(batch: list[Delivery]) -> Failures:
+def in_batches(parse: Callable[[CloudEvent], Item], handle: Callable[[Sequence[Item]], Awaitable[None]]) -> BatchHandler:
+    """A batch handler: every event parsed, then ``handle`` once for all of them. A store outage fails
+    the whole batch (the consumer redelivers it once the store is back); any other failure is looked
+    for one event at a time, so the others still land and only the culprit is reported."""
+    async def run(batch: list[Delivery]) -> Failures:
         failures: Failures = []
-        triggers: list[Trigger] = []
+        items: list[Item] = []
         used: list[Delivery] = []
         for delivery in batch:
             try:
-                triggers.append(parse(delivery.event))
+                items.append(parse(delivery.event))
                 used.append(delivery)
             except InvalidEvent as exc:
                 failures.append((delivery, exc))
         try:
-            await handlers.schedule_surveys(deps, triggers)
-        except Exception as exc:
-            if is_transient(exc):  # the consumer redelivers the whole batch once the store is back
-                return failures + [(d, exc) for d in used]
-            # Find the one trigger that cannot be handled; the others still get their survey.
-            for delivery, trigger in zip(used, triggers, strict=True):
-                try:
-                    await handlers.schedule_surveys(deps, [trigger])
-                except Exception as one:
-                    failures.append((delivery, one))
-        return failures
-
-    return handle
-
-
-def tier_batch(deps: Deps) -> BatchHandler:
-    async def handle(batch: list[Delivery]) -> Failures:
-        failures: Failures = []
-        changes: list[tuple[str, str, datetime]] = []
-        used: list[Delivery] = []
-        for delivery in batch:
-            try:
-                c = parse_data(delivery.event, CustomerTierChanged)
-            except InvalidEvent as exc:
-                failures.append((delivery, exc))
-                continue
-            changes.append((c.customer_id, c.member_level, c.changed_at))
-            used.append(delivery)
-        try:
-            await handlers.tier_changes(deps, changes)
+            await handle(items)
         except Exception as exc:
             if is_transient(exc):
                 return failures + [(d, exc) for d in used]
-            for delivery in used:  # find the one that cannot be handled; the others still land
+            for delivery, item in zip(used, items, strict=True):
                 try:
-                    await _tier(deps, delivery.event)
+                    await handle([item])
                 except Exception as one:
                     failures.append((delivery, one))
         return failures
 
-    return handle
+    return run
+
+
+def _tier_change(event: CloudEvent) -> TierChange:
+    c = parse_data(event, CustomerTierChanged)
+    return TierChange(c.customer_id, c.member_level, c.changed_at)
 
 
 def _one(deps: Deps, fn: Callable[[Deps, CloudEvent], Awaitable[None]]) -> EventHandler:
@@ -108,11 +89,6 @@ async def _consent(deps: Deps, event: CloudEvent) -> None:
     await handlers.consent_changed(deps, c.customer_id, c.consents, c.changed_at, event)
 
 
-async def _tier(deps: Deps, event: CloudEvent) -> None:
-    c = parse_data(event, CustomerTierChanged)
-    await handlers.tier_changed(deps, c.customer_id, c.member_level, c.changed_at)
-
-
 async def _erased(deps: Deps, event: CloudEvent) -> None:
     c = parse_data(event, CustomerErased)
     await handlers.customer_erased(deps, c.customer_id, event)
@@ -124,13 +100,12 @@ def subscribe(runtime: ServiceRuntime, deps: Deps) -> EventConsumer:
         {
             CUSTOMER_REGISTERED: _one(deps, _registered),
             CUSTOMER_CONSENT_CHANGED: _one(deps, _consent),
-            CUSTOMER_TIER_CHANGED: _one(deps, _tier),  # what the batch path could not settle
             CUSTOMER_ERASED: _one(deps, _erased),
         },
         batch_handlers={
-            PURCHASE_COMPLETED: trigger_batch(deps, _purchase),
-            COMPLAINT_RESOLVED: trigger_batch(deps, _resolution),
-            CUSTOMER_TIER_CHANGED: tier_batch(deps),
+            PURCHASE_COMPLETED: in_batches(_purchase, partial(handlers.schedule_surveys, deps)),
+            COMPLAINT_RESOLVED: in_batches(_resolution, partial(handlers.schedule_surveys, deps)),
+            CUSTOMER_TIER_CHANGED: in_batches(_tier_change, partial(handlers.tier_changes, deps)),
         },
-        batch_scope=runtime.relay.holding, before_release=runtime.relay.settle,
+        relay=runtime.relay,
     )
