@@ -2,8 +2,9 @@
 
 MongoDB-wire stores here give atomicity per document only, so a state change and the events it
 causes are written in the same update: the events go into an ``outbox`` map (event id → entry) of
-that document. The relay publishes pending entries and then ``$unset``s them (one update by _id per
-document). A crash between
+that document. The relay publishes pending entries and then ``$unset``s them: one update of up to
+``CLEAR_CHUNK`` documents by ``_id $in`` that unsets every published entry of the chunk (an entry id
+belongs to one document; unsetting an absent path changes nothing). A crash between
 publish and clearing republishes the entry with the same event id, and consumers deduplicate on it.
 
 The map (rather than an array) is deliberate: FerretDB ignores ``$pull`` with a condition, while
@@ -41,6 +42,10 @@ PENDING = {"outbox": {"$exists": True, "$ne": {}}}
 MAX_HANDED_OVER = 4
 # Pause between two deferred clearings (see ``clear_deferred``).
 CLEAR_YIELD_SECONDS = 0.005
+# Documents cleared by one update. One update per document cost a commit each (~2 ms on FerretDB, a
+# write per surveyed purchase); one for a chunk costs ~0.7 ms a document on the local build, and each
+# document gets every unset path of its chunk, so the chunk stays small.
+CLEAR_CHUNK = 100
 
 
 def outbox_set(events: Iterable[CloudEvent | tuple[CloudEvent, otel_context.Context]]) -> dict[str, Any]:
@@ -199,18 +204,23 @@ class OutboxRelay:
         return sum(len(ids) for _, ids in self._deferred.values())
 
     async def clear_deferred(self, *, until_busy: bool = False) -> int:
-        """Clear the entries ``written`` published; with ``until_busy``, stop when writes resume."""
+        """Clear the entries ``written`` published, a chunk at a time; with ``until_busy``, stop when
+        writes resume."""
         cleared = 0
-        for key in list(self._deferred):
+        while self._deferred:
             if until_busy and self._busy() and self.deferred_count() <= self._max_deferred:
                 break
-            collection, ids = self._deferred.pop(key)
+            name = next(iter(self._deferred))[0]
+            keys = [k for k in self._deferred if k[0] == name][:CLEAR_CHUNK]
+            taken = {k[1]: self._deferred.pop(k) for k in keys}
+            collection = next(iter(taken.values()))[0]
             try:
-                await self._clear_doc(collection, key[1], ids)
+                await self._clear_chunk(collection, {doc_id: ids for doc_id, (_, ids) in taken.items()})
             except BaseException:
-                self._defer(collection, key[1], ids)
+                for doc_id, (_, ids) in taken.items():
+                    self._defer(collection, doc_id, ids)
                 raise
-            cleared += len(ids)
+            cleared += sum(len(ids) for _, ids in taken.values())
             if until_busy:
                 # Give the connection up for a moment: the driver hands a freed connection to whoever
                 # asks first, and this loop asks again at once, so a write waiting for the one store
@@ -269,15 +279,22 @@ class OutboxRelay:
                 raise failure
         return sum(len(ids) for ids in published.values())
 
-    async def _clear(self, collection: AsyncCollection[Any], published: dict[Any, list[str]]) -> None:
-        for doc_id, ids in published.items():
-            await self._clear_doc(collection, doc_id, ids)
+    async def _clear(self, collection: AsyncCollection[Any], published: Mapping[Any, Iterable[str]]) -> None:
+        items = list(published.items())
+        for start in range(0, len(items), CLEAR_CHUNK):
+            await self._clear_chunk(collection, dict(items[start:start + CLEAR_CHUNK]))
 
     @staticmethod
-    async def _clear_doc(collection: AsyncCollection[Any], doc_id: Any, ids: Iterable[str]) -> None:
-        # By _id equality alone: the cheapest update on every store (FerretDB reads the whole collection
-        # for any other filter but ``$in`` on _id, and changes each document at the same cost anyway).
-        await collection.update_one({"_id": doc_id}, {"$unset": {f"outbox.{e}": "" for e in ids}})
+    async def _clear_chunk(collection: AsyncCollection[Any], published: Mapping[Any, Iterable[str]]) -> None:
+        """One update for the chunk, filtered on _id alone (the index on every store): each document
+        loses its own published entries; the other paths of the chunk are absent from it."""
+        unset = {f"outbox.{e}": "" for ids in published.values() for e in ids}
+        if not unset:
+            return
+        if len(published) == 1:
+            await collection.update_one({"_id": next(iter(published))}, {"$unset": unset})
+        else:
+            await collection.update_many({"_id": {"$in": list(published)}}, {"$unset": unset})
 
     async def _publish_doc(self, collection: AsyncCollection[Any],
                            doc: dict[str, Any]) -> tuple[Any, list[str], BaseException | None]:

@@ -75,8 +75,10 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: list[dic
     return set()
 
 
-async def update_each(collection: AsyncCollection[dict[str, Any]], ops: list[UpdateOne]) -> None:
+async def update_each(collection: AsyncCollection[dict[str, Any]], ops: list[UpdateOne]) -> int:
     """Run ``ops`` (one update per document) in as few commands as the store can take
-    (``UPDATES_PER_COMMAND`` each), unordered within a command."""
+    (``UPDATES_PER_COMMAND`` each), unordered within a command; the number of documents modified."""
+    modified = 0
     for start in range(0, len(ops), UPDATES_PER_COMMAND):
-        await collection.bulk_write(ops[start:start + UPDATES_PER_COMMAND], ordered=False)
+        modified += (await collection.bulk_write(ops[start:start + UPDATES_PER_COMMAND], ordered=False)).modified_count
+    return modified

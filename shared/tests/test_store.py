@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from guanxi_shared.settings import ServiceSettings
 from guanxi_shared.store import database, make_mongo_client
+from pymongo import UpdateOne
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +36,17 @@ async def test_concurrent_updates_of_one_document_all_land(make_settings) -> Non
         await client.close()
 
 
-@pytest.mark.parametrize("by_id", [{"_id": "c-17"}, {"_id": {"$in": ["c-3", "c-17", "c-99"]}}], ids=["equal", "in"])
-async def test_a_lookup_by_id_is_answered_from_the_id_index(make_settings, by_id) -> None:
+@pytest.mark.parametrize(("by_id", "expected"), [
+    ({"_id": "c-17"}, [17]),
+    ({"_id": {"$in": ["c-3", "c-17", "c-99"]}}, [3, 17]),
+    ({"_id": "c-17", "n": {"$gte": 0}}, [17]),
+    ({"_id": {"$in": ["c-3", "c-17"]}, "n": {"$gt": 5}}, [17]),
+], ids=["equal", "in", "equal-guarded", "in-guarded"])
+async def test_a_lookup_by_id_is_answered_from_the_id_index(make_settings, by_id, expected) -> None:
     # FerretDB 1.24 as published compares `->'$._id'` while its _id index is on `->"_id"`, so every
-    # find, update and delete by _id read the whole table (cost grew with the collection), and it does
-    # not push `$in` down at all. The local build fixes both (deploy/local/infra.py, FERRETDB_FIXES);
-    # this fails on a store without them.
+    # find, update and delete by _id read the whole table (cost grew with the collection); it does
+    # not push `$in` down at all, nor an _id beside any other condition (a guarded update). The local
+    # build fixes all three (deploy/local/infra.py, FERRETDB_FIXES); this fails on a store without them.
     settings = make_settings(StoreSettings)
     client = make_mongo_client(settings)
     try:
@@ -53,8 +59,34 @@ async def test_a_lookup_by_id_is_answered_from_the_id_index(make_settings, by_id
         else:  # MongoDB: the _id fast path or an index scan, never a collection scan
             assert "COLLSCAN" not in str(planner["winningPlan"]), planner
         found = sorted([d["n"] async for d in db["lookups"].find(by_id)])
-        assert found == ([17] if by_id["_id"] == "c-17" else [3, 17])
+        assert found == expected
         # A list the index cannot answer (mixed types) still gets every match, as before.
         assert sorted([d["n"] async for d in db["lookups"].find({"_id": {"$in": ["c-3", 3]}})]) == [-3, 3]
+    finally:
+        await client.close()
+
+
+async def test_many_documents_change_in_one_update_and_many_updates_in_one_command(make_settings) -> None:
+    # The local FerretDB build writes the documents one update statement changes in one transaction,
+    # and closes each statement's cursor when the statement is done (as published, a command of ~100
+    # updates held a pooled connection per statement to the end and waited forever). Both must still
+    # change exactly what MongoDB changes.
+    settings = make_settings(StoreSettings)
+    client = make_mongo_client(settings)
+    try:
+        docs = database(client, settings)["many"]
+        await docs.insert_many([{"_id": f"d-{i}", "n": i, "outbox": {f"e{i}": i}} for i in range(300)])
+        ids = [f"d-{i}" for i in range(0, 300, 2)]
+        result = await docs.update_many({"_id": {"$in": ids}}, {"$unset": {f"outbox.e{i}": "" for i in range(0, 300, 2)},
+                                                                 "$inc": {"n": 1000}})
+        assert (result.matched_count, result.modified_count) == (150, 150)
+        after = {d["_id"]: d async for d in docs.find({})}
+        assert all(after[f"d-{i}"] == {"_id": f"d-{i}", "n": i + 1000, "outbox": {}} for i in range(0, 300, 2))
+        assert all(after[f"d-{i}"] == {"_id": f"d-{i}", "n": i, "outbox": {f"e{i}": i}} for i in range(1, 300, 2))
+
+        ops = [UpdateOne({"_id": f"d-{i}", "n": i}, {"$set": {"seen": True}}) for i in range(1, 300, 2)]
+        bulk = await asyncio.wait_for(docs.bulk_write(ops, ordered=False), timeout=60)
+        assert bulk.modified_count == 150
+        assert await docs.count_documents({"seen": True}) == 150
     finally:
         await client.close()

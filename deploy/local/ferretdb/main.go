@@ -8,6 +8,8 @@ import (
 	"flag"
 	"log"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only with -debug-addr
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,7 +21,12 @@ func main() {
 	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on")
 	dir := flag.String("sqlite-dir", "data", "directory holding one SQLite file per database")
 	level := flag.String("log-level", "warn", "debug, info, warn or error")
+	debug := flag.String("debug-addr", "", "if set, serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060")
 	flag.Parse()
+
+	if *debug != "" {
+		go func() { log.Print(http.ListenAndServe(*debug, nil)) }() //nolint:gosec // a local developer's profiler
+	}
 
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		log.Fatalf("create %s: %v", *dir, err)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
@@ -25,7 +26,7 @@ def build(settings: CustomerSettings | None = None, clock: Clock | None = None) 
     runtime = ServiceRuntime(settings)
     runtime.outbox_collections(*OUTBOX_COLLECTIONS)
     store = CustomerStore(runtime.db, read_db=runtime.read_db)
-    jobs = DueJobs(store.jobs, clock)
+    jobs = DueJobs(store.jobs, clock, rescan=timedelta(seconds=settings.scheduler_rescan_seconds))
     vault = Vault(settings.master_key_bytes(), settings.master_key_id, settings.blind_index_key_bytes())
     ctx = Context(store=store, vault=vault, settings=settings, clock=clock, relay=runtime.relay, jobs=jobs)
 

@@ -694,36 +694,30 @@ async def on_purchases(ctx: Context, batch: Sequence[tuple[CloudEvent, otel_cont
     folds = {cid: f for cid, items in by_customer.items() if (f := _plan_fold(ctx, docs[cid], items)) is not None}
     written: dict[str, dict[str, Any]] = {}
     if folds:
-        # A few commands for every customer of the batch, each write filtered on _id alone: the filter
-        # FerretDB answers from its index (any further condition reads the whole collection, and a
-        # command per customer costs several times its share of a bulk). No version guard: the
-        # partition's owner is the single writer of purchase state (``DrainOnRevoke``), and every other
-        # writer of the document sets fields of its own. One read afterwards proves it; a customer whose
-        # document shows another write (a zombie consumer, an erasure in between) is repaired.
+        # A few commands for every customer of the batch, one guarded write each: by _id (the index on
+        # every store) and the purchase count that was read, so a write that came in between (an erasure,
+        # a consumer that lost the partition without knowing) makes ours miss instead of overwriting it.
+        # When every guard held (the count of modified documents says so) nothing is read back; otherwise
+        # the customers whose write missed are decided one by one, which handles every such case.
         # Entries of earlier batches that went out are cleared in the same write (one write less each).
         published = ctx.relay.take_published(ctx.store.customers, folds)
         try:
-            await update_each(ctx.store.customers, [UpdateOne({"_id": cid}, f.update_clearing(published.get(cid, set())))
-                                                    for cid, f in folds.items()])
+            writes = [UpdateOne(f.guard(cid), f.update_clearing(published.get(cid, set()))) for cid, f in folds.items()]
+            modified = await update_each(ctx.store.customers, writes)
         except BaseException:
             ctx.relay.give_back(ctx.store.customers, published)
             raise
-        after = {d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": list(folds)}})}
-        for cid, fold in folds.items():
-            doc = after.get(cid)
-            if doc is None:
-                leftovers += [e for e, _, _ in by_customer[cid]]  # gone meanwhile: decided one by one
-            elif fold.landed(doc):
-                if fold.outbox:
-                    written[cid] = fold.outbox
-            elif doc.get("status") == ERASED:
-                log.warning("customer %s was erased while its purchases were being folded; taking them back", cid)
-                await _undo_fold(ctx, cid, fold)
-            else:
-                log.warning("purchase state of %s changed under the partition's writer; rebuilding it", cid)
-                await _rebuild_purchase_state(ctx, doc)
-                if fold.outbox:
-                    written[cid] = fold.outbox
+        landed = set(folds)
+        if modified != len(folds):
+            projection = {"status": 1, "purchase_count": 1, "applied_events": 1}
+            after = {d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": list(folds)}}, projection)}
+            landed = {cid for cid, fold in folds.items() if cid in after and fold.landed(after[cid])}
+            missed = [cid for cid in folds if cid not in landed]
+            log.warning("purchase state of %d customer(s) changed between the batch's read and its write; deciding "
+                        "their purchases one by one", len(missed))
+            ctx.relay.give_back(ctx.store.customers, {cid: published[cid] for cid in missed if cid in published})
+            leftovers += [e for cid in missed for e, _, _ in by_customer[cid]]
+        written = {cid: folds[cid].outbox for cid in landed if folds[cid].outbox}
     await ctx.relay.hand_over(ctx.store.customers, written)
     return leftovers
 
@@ -735,6 +729,12 @@ class _Fold:
     seen: Doc
     keys: list[str]
     sets: dict[str, Any]
+
+    def guard(self, customer_id: str) -> dict[str, Any]:
+        """The write's filter: the customer as it was read (same purchase count), not erased since."""
+        count = self.seen.get("purchase_count")
+        return {"_id": customer_id, "purchase_count": count if count is not None else {"$exists": False},
+                "status": {"$ne": ERASED}}
 
     def update_clearing(self, published: set[str]) -> dict[str, Any]:
         """The fold's update, also clearing outbox entries that went out already (not one it writes)."""
@@ -774,42 +774,6 @@ def _plan_fold(ctx: Context, seen: Doc, items: list[tuple[CloudEvent, PurchaseCo
     if caused:
         sets.update(outbox_set(caused))
     return _Fold(seen, [f"order:{d.order_id}" for _, d, _ in todo], sets)
-
-
-async def _undo_fold(ctx: Context, cid: str, fold: _Fold) -> None:
-    """Take a fold back from a customer erased meanwhile: purchase state as it was, its outbox entries
-    and order keys gone (the purchase records stay: the orders did happen)."""
-    seen = fold.seen
-    had_outbox, had_keys = set(seen.get("outbox") or {}), set(seen.get("applied_events", []))
-    update: dict[str, Any] = {}
-    if restore := {f: seen[f] for f in _PURCHASE_STATE if f in seen}:
-        update["$set"] = restore
-    unset = {k: "" for k in fold.outbox if k.removeprefix("outbox.") not in had_outbox}
-    unset.update({f: "" for f in _PURCHASE_STATE if f not in seen})
-    if unset:
-        update["$unset"] = unset
-    if added := [k for k in fold.keys if k not in had_keys]:
-        update["$pullAll"] = {"applied_events": added}
-    await ctx.store.customers.update_one({"_id": cid}, update)
-
-
-async def _rebuild_purchase_state(ctx: Context, doc: Doc) -> None:
-    """Recompute a customer's purchase state from the purchase records of the orders it has applied
-    (the records are stored before any fold, so they are the ledger). Only for a customer written by
-    two writers at once, which the single-writer rule prevents; its tier changes stay as announced."""
-    orders = [k.removeprefix("order:") for k in _applied_orders(doc)]
-    records = [r async for r in ctx.store.purchases.find({"_id": {"$in": orders}})]
-    s = ctx.settings
-    count = len(records)
-    total = sum((Decimal(r["amount"]) for r in records), Decimal(0))
-    level = domain.member_level(count, total, s.tier_rules, s.base_level)
-    sets: dict[str, Any] = {"purchase_count": count, "total_amount": str(total), "member_level": level,
-                            "tenure": domain.tenure(count, s.returning_min_purchases, s.loyal_min_purchases).value}
-    if records:
-        sets["last_purchase_at"] = max(r["purchased_at"] for r in records)
-    if level != doc.get("member_level"):
-        sets["level_since"] = ctx.clock.now()
-    await ctx.store.customers.update_one({"_id": doc["_id"]}, {"$set": sets})
 
 
 async def _customers_or_stubs(ctx: Context, customer_ids: list[str], found: dict[str, Doc]) -> dict[str, Doc]:

@@ -83,6 +83,9 @@ class CustomerSettings(ServiceSettings):
     # Care schedule.
     care_scan_seconds: float = Field(default=60.0, gt=0, description="how often the care planner looks for occasions")
     scheduler_interval_seconds: float = Field(default=1.0, gt=0, description="how often due jobs are fired")
+    scheduler_rescan_seconds: float = Field(default=60.0, gt=0, description=(
+        "the job query runs when a job scheduled here is due, after a pass that fired some, or at least this "
+        "often (jobs another instance or an earlier process scheduled)"))
     birthday_hour: int = Field(default=9, ge=0, le=23, description="local hour of the birthday greeting")
     revisit_levels: list[str] = Field(default_factory=lambda: ["gold", "platinum"])
     revisit_days: int = Field(default=90, ge=1)

@@ -506,11 +506,11 @@ async def test_registration_with_an_idempotency_key_registers_one_customer_per_c
         assert len(unique_events(events, "customer.registered")) == 3
 
 
-async def test_the_batch_path_repairs_a_write_that_raced_it(make_settings, monkeypatch) -> None:
-    """The batch path writes purchase state filtered on _id alone, trusting the partition's owner to be
-    the only writer. When that fails (a zombie consumer, an erasure in between), the read after the write
-    shows it: the state is rebuilt from the purchase records, or taken back from an erased customer —
-    nothing counted twice or lost, nothing written onto an erased customer."""
+async def test_the_batch_path_hands_back_purchases_whose_customer_changed_meanwhile(make_settings, monkeypatch) -> None:
+    """The batch path writes purchase state guarded by the purchase count it read (and "not erased").
+    When another write comes between its read and its write (a zombie consumer, an erasure), its write
+    misses, and the purchases of that customer are handed back to be decided one by one, as the
+    consumer does: nothing counted twice or lost, nothing written onto an erased customer."""
     from decimal import Decimal
 
     from guanxi_customer import handlers
@@ -545,11 +545,15 @@ async def test_the_batch_path_repairs_a_write_that_raced_it(make_settings, monke
 
         await handlers.on_purchases(ctx, batch("race-1", [("z-0", "1.00")]))  # the customer exists (stub, one order)
         meanwhile["write"] = zombie
-        left = await handlers.on_purchases(ctx, batch("race-1", [("r-1", "100.00"), ("r-2", "20.00")]))
-        assert left == []
+        raced = batch("race-1", [("r-1", "100.00"), ("r-2", "20.00")])
+        left = await handlers.on_purchases(ctx, raced)
+        assert [e.id for e in left] == [e.id for e, _ in raced]  # type: ignore[attr-defined]
+        meanwhile["write"] = lambda c: asyncio.sleep(0)
+        for event in left:
+            await handlers.on_purchase(ctx, event)
         doc = await ctx.store.customer("race-1")
         assert doc is not None
-        # Rebuilt from the purchase records: every order counted exactly once.
+        # Every order counted exactly once.
         assert doc["purchase_count"] == 4
         assert Decimal(doc["total_amount"]) == Decimal("171.00")
         assert sorted(doc["applied_events"]) == ["order:r-1", "order:r-2", "order:z-0", "order:z-1"]
@@ -563,7 +567,10 @@ async def test_the_batch_path_repairs_a_write_that_raced_it(make_settings, monke
         erased_before = await ctx.store.customer("race-2")
         meanwhile["write"] = erasure
         # Enough to cross a tier threshold, so a tier change would have gone into the outbox.
-        assert await handlers.on_purchases(ctx, batch("race-2", [("e-1", "5000.00"), ("e-2", "5000.00")])) == []
+        left = await handlers.on_purchases(ctx, batch("race-2", [("e-1", "5000.00"), ("e-2", "5000.00")]))
+        assert len(left) == 2
+        for event in left:
+            await handlers.on_purchase(ctx, event)
         tomb = await ctx.store.customer("race-2")
         assert tomb is not None and tomb["status"] == "erased"
         assert erased_before is not None

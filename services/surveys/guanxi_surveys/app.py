@@ -28,7 +28,7 @@ def build(settings: SurveysSettings | None = None, clock: Clock | None = None) -
         # Sends, reminds and expires; every step is a conditional update, so restarts and
         # several instances never send a survey twice.
         while True:
-            await handlers.tick(deps)
+            await handlers.tick_if_due(deps)
             await asyncio.sleep(settings.scheduler_interval_seconds)
 
     async def load_calendar() -> None:

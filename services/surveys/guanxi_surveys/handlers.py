@@ -12,6 +12,7 @@ from guanxi_shared.clock import Clock
 from guanxi_shared.contracts.surveys import SurveyCompleted, SurveyLowScore, SurveyRequested, SurveyScheduled, SurveySkipped
 from guanxi_shared.events import CloudEvent, new_event
 from guanxi_shared.outbox import OutboxRelay, outbox_set
+from guanxi_shared.scheduling import DueWatch
 from guanxi_shared.topics import SURVEY_COMPLETED, SURVEY_LOW_SCORE, SURVEY_REQUESTED, SURVEY_SCHEDULED, SURVEY_SKIPPED
 
 from . import domain
@@ -29,6 +30,8 @@ class Deps:
     clock: Clock
     relay: OutboxRelay
     policy: domain.SendPolicy
+    # When the scheduler's queries can find something (send, remind or expire times written here).
+    due: DueWatch
 
     @classmethod
     def create(cls, store: SurveyStore, settings: SurveysSettings, clock: Clock, relay: OutboxRelay) -> Deps:
@@ -36,7 +39,7 @@ class Deps:
             domain.QuietHours(domain.parse_hhmm(settings.quiet_start), domain.parse_hhmm(settings.quiet_end)),
             domain.working_day_checker(settings.calendar_country),
         )
-        return cls(store, settings, clock, relay, policy)
+        return cls(store, settings, clock, relay, policy, DueWatch(timedelta(seconds=settings.scheduler_rescan_seconds)))
 
     def window_days(self, kind: str) -> tuple[float, float]:
         s = self.settings
@@ -146,6 +149,8 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
     # Published straight from what was written (no read-back), without holding the batch for Kafka's
     # acks; a replayed trigger's documents already exist and keep their own entries, which the relay's
     # poll publishes if they are pending.
+    for survey in surveys:
+        deps.due.note(survey["scheduled_for"])
     for name, collection, docs in ((SURVEYS, store.surveys, surveys), (SKIPS, store.skips, skips)):
         existing = await store.insert_new(name, docs)
         await deps.relay.hand_over(collection, {d["_id"]: d["outbox"] for d in docs if d["_id"] not in existing})
@@ -252,6 +257,8 @@ async def send_due(deps: Deps) -> int:
         changes = {"status": "sent", "sent_at": now, "language": language, "link_nonce": nonce, "expires_at": expires_at,
                    "remind_at": now + timedelta(days=settings.reminder_after_days),
                    **{f"p_{k}": v for k, v in domain.period_keys(now, tz).items()}}
+        deps.due.note(changes["remind_at"])
+        deps.due.note(expires_at)
         if await store.transition(doc["_id"], {"status": "scheduled"}, changes, [event]):
             touched.append(doc["_id"])
     await deps.relay.flush(store.surveys, touched)
@@ -286,6 +293,19 @@ async def tick(deps: Deps) -> int:
     reminded = await remind_due(deps)
     expired = await deps.store.expire(deps.clock.now())
     return sent + reminded + expired
+
+
+async def tick_if_due(deps: Deps) -> int:
+    """``tick`` when something can be due (``Deps.due``); -1 when the pass was not needed."""
+    now = deps.clock.now()
+    if not deps.due.wanted(now):
+        return -1
+    started, done = deps.due.begin(now), -1
+    try:
+        done = await tick(deps)
+    finally:
+        deps.due.done(started, done != 0)  # a failed pass looks again next time
+    return done
 
 
 # ---------------------------------------------------------------- answering

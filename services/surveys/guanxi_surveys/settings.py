@@ -41,6 +41,9 @@ class SurveysSettings(ServiceSettings):
     csat_target: float = Field(85, ge=0, le=100)
 
     scheduler_interval_seconds: float = Field(1.0, gt=0)
+    # The scheduler queries the store only when something written here is due, after a pass that
+    # found work, or at least this often (what another instance or an earlier process scheduled).
+    scheduler_rescan_seconds: float = Field(60.0, gt=0)
     scheduler_batch: int = Field(200, ge=1, le=5000)
 
     @model_validator(mode="after")
