@@ -90,3 +90,29 @@ async def test_many_documents_change_in_one_update_and_many_updates_in_one_comma
         assert await docs.count_documents({"seen": True}) == 150
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(("match", "expected"), [
+    ({"customer_id": "c-1"}, ["a", "list", "s-1"]),
+    ({"customer_id": {"$in": ["c-1", "c-2"]}}, ["a", "list", "s-1", "s-2"]),
+    ({"customer_id": {"$in": ["c-2"]}, "n": {"$gt": 1}}, ["s-2"]),
+], ids=["equal", "in", "in-guarded"])
+async def test_a_read_by_a_string_field_gets_every_match_and_only_those(make_settings, match, expected) -> None:
+    # The local FerretDB build lets SQLite pick the candidate rows of {field: "s"} / {field: {$in: [...]}}
+    # instead of decoding every document; rows whose field is an array must stay candidates (an array
+    # holding the value matches too), and other types must not match. Same answers as MongoDB.
+    settings = make_settings(StoreSettings)
+    client = make_mongo_client(settings)
+    try:
+        db = database(client, settings)
+        await db["by_field"].insert_many([
+            {"_id": "s-1", "customer_id": "c-1", "n": 1}, {"_id": "s-2", "customer_id": "c-2", "n": 2},
+            {"_id": "a", "customer_id": "c-1", "n": 0}, {"_id": "list", "customer_id": ["x", "c-1"], "n": 0},
+            {"_id": "nested", "customer_id": {"id": "c-1"}, "n": 0}, {"_id": "number", "customer_id": 1, "n": 0},
+            {"_id": "none", "n": 0}, {"_id": "other", "customer_id": "c-3", "n": 5}])
+        assert sorted([d["_id"] async for d in db["by_field"].find(match)]) == expected
+        explained = await db.command("explain", {"find": "by_field", "filter": match})
+        if "Plan" in explained["queryPlanner"]:  # FerretDB: the filter went to SQLite
+            assert explained.get("filterPushdown") is True, explained
+    finally:
+        await client.close()
