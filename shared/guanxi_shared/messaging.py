@@ -115,6 +115,11 @@ class EventPublisher:
         await self._send(self._settings.topic(topic or event.type), event.to_json(), event.subject.encode(),
                          {"content-type": CONTENT_TYPE, "ce_id": event.id, **(headers or {})}, event.id)
 
+    async def publish_encoded(self, value: bytes, event_id: str, event_type: str, subject: str) -> None:
+        """``publish`` of an event already encoded by ``CloudEvent.to_json`` (an outbox entry)."""
+        await self._send(self._settings.topic(event_type), value, subject.encode(),
+                         {"content-type": CONTENT_TYPE, "ce_id": event_id}, event_id)
+
     async def publish_many(self, events: Iterable[CloudEvent]) -> None:
         # Sent concurrently so the producer batches them; each await still waits for the ack.
         await asyncio.gather(*(self.publish(e) for e in events))

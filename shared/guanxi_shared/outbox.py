@@ -65,7 +65,10 @@ def outbox_set(events: Iterable[CloudEvent | tuple[CloudEvent, otel_context.Cont
             propagate.inject(carrier, context=item[1])
         else:
             event, carrier = item, current
-        fields[f"outbox.{event.id}"] = {"seq": base + i, "value": event.to_json().decode(), "trace": carrier}
+        # Type and subject beside the JSON: the relay sends the stored bytes as they are (topic and key
+        # from these) instead of parsing and validating every event it wrote itself, then encoding it again.
+        fields[f"outbox.{event.id}"] = {"seq": base + i, "value": event.to_json().decode(), "trace": carrier,
+                                        "type": event.type, "subject": event.subject}
     return fields
 
 
@@ -321,10 +324,13 @@ class OutboxRelay:
         for event_id, entry in entries:
             if event_id not in self._recent:
                 try:
-                    event = decode_event(entry["value"])
                     token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
                     try:
-                        await self._publisher.publish(event)
+                        if isinstance(entry.get("type"), str) and isinstance(entry.get("subject"), str):
+                            await self._publisher.publish_encoded(entry["value"].encode(), event_id, entry["type"],
+                                                                  entry["subject"])
+                        else:  # an entry written before entries carried type and subject
+                            await self._publisher.publish(decode_event(entry["value"]))
                     finally:
                         otel_context.detach(token)
                 except Exception as exc:

@@ -161,6 +161,33 @@ async def test_flush_racing_the_polling_relay_publishes_each_entry_once(make_set
         await runtime.stop()
 
 
+async def test_stored_entries_go_out_as_written_and_older_entries_still_go_out(make_settings, topics, tap) -> None:
+    # The relay sends an entry's stored bytes as they are (topic and key from the type and subject kept
+    # beside them); an entry written before entries kept those is decoded as before. Both reach their
+    # topic keyed by subject, with the event id header, byte for byte what was written.
+    settings = make_settings(DemoSettings)
+    runtime = ServiceRuntime(settings)
+    runtime.outbox_collections("customers")
+    follow_ups = await tap("customer.tier_changed")
+    await runtime.start()
+    try:
+        customers = runtime.db["customers"]
+        current, older = (new_event("customer.tier_changed", f"c-{n}", {"n": n}, source="demo") for n in ("new", "old"))
+        old_entry = {k: v for k, v in outbox_set([older])[f"outbox.{older.id}"].items() if k not in ("type", "subject")}
+        await customers.insert_one({"_id": "c-new", "outbox": {current.id: outbox_set([current])[f"outbox.{current.id}"]}})
+        await customers.insert_one({"_id": "c-old", "outbox": {older.id: old_entry}})
+        await runtime.relay.flush(customers, ["c-new", "c-old"])
+        await follow_ups.wait_for(lambda t: len(t.records) >= 2, what="both entries published")
+        sent = {r.key: r for r in follow_ups.records}
+        for event in (current, older):
+            record = sent[event.subject.encode()]
+            assert record.value == event.to_json()
+            assert dict(record.headers)["ce_id"] == event.id.encode()
+        assert await customers.count_documents({"outbox": {"$ne": {}}}) == 0
+    finally:
+        await runtime.stop()
+
+
 async def test_the_relay_keeps_off_the_store_while_a_batch_is_at_work(make_settings, topics, tap) -> None:
     # A consumer's batch holds the relay (EventConsumer(relay=...)): no polling pass and
     # no deferred clearing meanwhile, both once it is done. Nothing is lost by waiting.
