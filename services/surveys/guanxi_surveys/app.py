@@ -21,7 +21,7 @@ def build(settings: SurveysSettings | None = None, clock: Clock | None = None) -
     runtime = ServiceRuntime(settings)
     runtime.outbox_collections(SURVEYS, SKIPS)
     store = SurveyStore(runtime.db)
-    deps = Deps.create(store, settings, clock, runtime.relay)
+    deps = Deps.create(store, settings, clock, runtime.relay, runtime.publisher)
     subscribe(runtime, deps)
 
     async def scheduler() -> None:

@@ -92,11 +92,11 @@ class SurveyStore:
 
     # ------------------------------------------------------------ scheduling
 
-    async def known_triggers(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        """Surveys (with customer and scheduled time) and skips already recorded for these ids."""
+    async def known_triggers(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Surveys (with customer and scheduled time) and skips (with reason and time) already recorded for these ids."""
         surveys = {d["_id"]: d async for d in self.surveys.find({"_id": {"$in": list(ids)}},
                                                                  {"customer_id": 1, "scheduled_for": 1})}
-        skips = {d["_id"] async for d in self.skips.find({"_id": {"$in": list(ids)}}, {"_id": 1})}
+        skips = {d["_id"]: d async for d in self.skips.find({"_id": {"$in": list(ids)}}, {"reason": 1, "at": 1})}
         return surveys, skips
 
     async def insert_new(self, collection: str, docs: list[dict[str, Any]]) -> set[Any]:

@@ -102,6 +102,34 @@ def token_of(link: str) -> str:
     return link.rsplit("/", 1)[1]
 
 
+async def test_a_decision_stored_but_not_announced_is_announced_when_the_trigger_comes_again(kit: Kit, tap, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Decisions are announced from memory after they are stored, before the trigger's offset is
+    # committed. When the announcement fails (Kafka away, or a crash), the trigger is not committed: it
+    # comes again, finds its decision stored and announces that one, with the same event id.
+    from aiokafka.errors import KafkaConnectionError
+    from guanxi_shared.messaging import EventPublisher
+
+    failures = {"left": 1}
+    publish_many = EventPublisher.publish_many
+
+    async def failing_once(self, events):  # type: ignore[no-untyped-def]
+        events = list(events)
+        if failures["left"] and any(e.type == SURVEY_SCHEDULED for e in events):
+            failures["left"] -= 1
+            raise KafkaConnectionError("the broker went away")
+        await publish_many(self, events)
+
+    monkeypatch.setattr(EventPublisher, "publish_many", failing_once)
+    seen = await tap(SURVEY_SCHEDULED)
+    async with running(kit.settings, ManualClock(T0)) as client:
+        await kit.register("c-9")
+        await kit.purchase("o-9", "c-9")
+        await seen.wait_for(lambda t: len(t.events(SURVEY_SCHEDULED)) >= 1, what="the decision announced after the failure")
+        assert failures["left"] == 0
+        assert [e["data"]["trigger_id"] for e in seen.events(SURVEY_SCHEDULED)] == ["o-9"]
+        assert len(await kit.surveys_of(client, "c-9")) == 1
+
+
 async def test_purchase_schedules_one_survey_in_window_duplicates_none_and_cooldown_skips(kit: Kit, tap) -> None:  # type: ignore[no-untyped-def]
     clock = ManualClock(T0)
     seen = await tap(SURVEY_SCHEDULED, SURVEY_SKIPPED)
@@ -114,10 +142,12 @@ async def test_purchase_schedules_one_survey_in_window_duplicates_none_and_coold
         await seen.wait_for(lambda t: len(t.events(SURVEY_SKIPPED)) >= 1, what="the cooldown skip")
         await seen.settle(0.5)
 
-        scheduled = datas(seen, SURVEY_SCHEDULED)
-        assert len(scheduled) == 1 and scheduled[0]["trigger_id"] == "o-1"
-        skipped = datas(seen, SURVEY_SKIPPED)
-        assert [(s["trigger_id"], s["reason"]) for s in skipped] == [("o-2", "cooldown")]
+        # A trigger delivered again announces its stored decision again, under the same event id (it
+        # cannot know the first announcement went out): one decision each, whatever the copies.
+        scheduled = {e["id"]: e["data"] for e in seen.events(SURVEY_SCHEDULED)}
+        assert [d["trigger_id"] for d in scheduled.values()] == ["o-1"]
+        skipped = {e["id"]: e["data"] for e in seen.events(SURVEY_SKIPPED)}
+        assert [(s["trigger_id"], s["reason"]) for s in skipped.values()] == [("o-2", "cooldown")]
 
         items = await kit.surveys_of(client, "c-1")
         assert len(items) == 1
