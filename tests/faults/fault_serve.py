@@ -60,17 +60,26 @@ def install_hooks() -> None:
         EventConsumer._consume = consume_then_die  # type: ignore[method-assign]
 
     if exit_after_publishes:
-        publish = EventPublisher.publish
+        # The relay sends stored entries through ``publish_encoded`` (older entries through ``publish``).
+        publish, publish_encoded = EventPublisher.publish, EventPublisher.publish_encoded
         published = 0
 
-        async def publish_then_die(self: EventPublisher, event: Any, **kw: Any) -> None:
+        def count_then_maybe_die() -> None:
             nonlocal published
-            await publish(self, event, **kw)
             published += 1
             if published >= exit_after_publishes:
                 os._exit(CRASH_CODE)  # published, outbox entry not cleared
 
+        async def publish_then_die(self: EventPublisher, event: Any, **kw: Any) -> None:
+            await publish(self, event, **kw)
+            count_then_maybe_die()
+
+        async def publish_encoded_then_die(self: EventPublisher, *args: Any) -> None:
+            await publish_encoded(self, *args)
+            count_then_maybe_die()
+
         EventPublisher.publish = publish_then_die  # type: ignore[method-assign]
+        EventPublisher.publish_encoded = publish_encoded_then_die  # type: ignore[method-assign]
 
     if delay:
         handle_one = EventConsumer.handle_one
