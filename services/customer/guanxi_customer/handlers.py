@@ -782,8 +782,13 @@ async def _customers_or_stubs(ctx: Context, customer_ids: list[str], found: dict
     docs = {c: found[c] for c in customer_ids if c in found}
     missing = [c for c in customer_ids if c not in docs]
     if missing:
-        await ctx.store.insert_new(ctx.store.customers, [_stub(ctx, c) for c in missing])
-        docs.update({d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": missing}})})
+        # A stub inserted here is known as written; only one that existed already (created meanwhile
+        # by another writer) is read.
+        stubs = {c: _stub(ctx, c) for c in missing}
+        existed = await ctx.store.insert_new(ctx.store.customers, [dict(stub) for stub in stubs.values()])
+        docs.update({c: stub for c, stub in stubs.items() if c not in existed})
+        if existed:
+            docs.update({d["_id"]: d async for d in ctx.store.customers.find({"_id": {"$in": sorted(existed)}})})
     return docs
 
 
