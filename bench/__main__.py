@@ -2,9 +2,9 @@
 
 Prints a table, writes the full results to ``bench/results/<timestamp>.json`` and prints the
 headline figures as one JSON object on the last line. Sizes via environment variables:
-``GUANXI_BENCH_EVENTS`` (backlog, default 1000), ``GUANXI_BENCH_CUSTOMERS`` (keys, 200),
+``GUANXI_BENCH_EVENTS`` (backlog, default 3000), ``GUANXI_BENCH_CUSTOMERS`` (keys, 600),
 ``GUANXI_BENCH_PARTITIONS`` (of purchase.completed, 6), ``GUANXI_BENCH_REPEATS`` (3),
-``GUANXI_BENCH_CAP`` (seconds a run may take, 90), ``GUANXI_BENCH_HTTP_SECONDS`` (8),
+``GUANXI_BENCH_CAP`` (seconds a run may take, 120), ``GUANXI_BENCH_HTTP_SECONDS`` (8),
 ``GUANXI_BENCH_SCALING_PARTITIONS`` (partition counts of the scaling runs, ``1,6,12``; each is run with
 one and with two instances of each service), ``GUANXI_BENCH_SCALING_EVENTS`` (their backlog, 3000),
 ``GUANXI_BENCH_ONLY`` (e.g. ``ceiling,ingest,scaling``).
@@ -38,14 +38,14 @@ from . import ceiling, ingest, latency, naive
 from .common import ROOT, create_topics, delete_topics, fill_backlog, run_id, target
 from .gateway import GatewayBench, free_port, spawn
 
-EVENTS = int(os.environ.get("GUANXI_BENCH_EVENTS", "1000"))
-CUSTOMERS = int(os.environ.get("GUANXI_BENCH_CUSTOMERS", "200"))
+EVENTS = int(os.environ.get("GUANXI_BENCH_EVENTS", "3000"))
+CUSTOMERS = int(os.environ.get("GUANXI_BENCH_CUSTOMERS", "600"))
 PARTITIONS = int(os.environ.get("GUANXI_BENCH_PARTITIONS", "6"))
 REPEATS = int(os.environ.get("GUANXI_BENCH_REPEATS", "3"))
 # Larger than the main backlog: with two instances the clock starts once both are in the group.
 SCALING_EVENTS = int(os.environ.get("GUANXI_BENCH_SCALING_EVENTS", "3000"))
 SCALING_PARTITIONS = [int(p) for p in os.environ.get("GUANXI_BENCH_SCALING_PARTITIONS", "1,6,12").split(",") if p.strip()]
-CAP = float(os.environ.get("GUANXI_BENCH_CAP", "90"))
+CAP = float(os.environ.get("GUANXI_BENCH_CAP", "120"))
 HTTP_SECONDS = int(os.environ.get("GUANXI_BENCH_HTTP_SECONDS", "8"))
 HTTP_CONNECTIONS = int(os.environ.get("GUANXI_BENCH_HTTP_CONNECTIONS", "32"))
 # Comma-separated subset of ceiling, ingest, naive, gateway, latency (default: all of them).

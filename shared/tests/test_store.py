@@ -116,3 +116,28 @@ async def test_a_read_by_a_string_field_gets_every_match_and_only_those(make_set
             assert explained.get("filterPushdown") is True, explained
     finally:
         await client.close()
+
+
+async def test_an_update_command_sees_its_own_earlier_statements(make_settings) -> None:
+    # The local FerretDB build writes the documents of consecutive update statements by _id in one
+    # transaction; a statement that could read a document still waiting (the same _id again, a filter
+    # not by _id, an upsert) must see the earlier statements' changes, as on MongoDB.
+    settings = make_settings(StoreSettings)
+    client = make_mongo_client(settings)
+    try:
+        docs = database(client, settings)["own_writes"]
+        await docs.insert_many([{"_id": f"s{i}", "n": i} for i in range(5)])
+        result = await docs.bulk_write([
+            UpdateOne({"_id": "s1", "n": 1}, {"$inc": {"n": 10}}),
+            UpdateOne({"_id": "s1", "n": 11}, {"$inc": {"n": 100}}),  # guarded on the first one's result
+            UpdateOne({"_id": "s2"}, {"$set": {"a": 1}}),
+            UpdateOne({"a": 1}, {"$set": {"seen_by_field": True}}),  # finds s2 only through the write above
+            UpdateOne({"_id": "new"}, {"$set": {"n": -1}}, upsert=True),
+            UpdateOne({"_id": "new", "n": -1}, {"$set": {"n": -2}}),
+        ], ordered=True)
+        assert (result.modified_count, result.upserted_count) == (5, 1)
+        assert {d["_id"]: d async for d in docs.find({"_id": {"$in": ["s1", "s2", "new"]}})} == {
+            "s1": {"_id": "s1", "n": 111}, "s2": {"_id": "s2", "n": 2, "a": 1, "seen_by_field": True},
+            "new": {"_id": "new", "n": -2}}
+    finally:
+        await client.close()
