@@ -121,8 +121,31 @@ class EventPublisher:
                          {"content-type": CONTENT_TYPE, "ce_id": event_id}, event_id)
 
     async def publish_many(self, events: Iterable[CloudEvent]) -> None:
-        # Sent concurrently so the producer batches them; each await still waits for the ack.
-        await asyncio.gather(*(self.publish(e) for e in events))
+        """Publish ``events`` (in order per key) and wait for every ack, under ONE producer span whose
+        context every message carries: a span per event was 13 % of the surveys service's CPU (py-spy),
+        which announces one decision per purchase. Consumers' spans continue this span's trace."""
+        events = list(events)
+        if len(events) <= 1:
+            for event in events:
+                await self.publish(event)
+            return
+        producer = self._producer
+        if producer is None:
+            raise KafkaConnectionError("the event publisher is not started")
+        topics = sorted({self._settings.topic(e.type) for e in events})
+        attributes: dict[str, Any] = {"messaging.system": "kafka", "messaging.operation.type": "send",
+                                      "messaging.batch.message_count": len(events)}
+        if len(topics) == 1:
+            attributes["messaging.destination.name"] = topics[0]
+        with tracer.start_as_current_span(f"{topics[0] if len(topics) == 1 else 'events'} publish", kind=SpanKind.PRODUCER,
+                                          attributes=attributes):
+            carrier: dict[str, str] = {"content-type": CONTENT_TYPE}
+            propagate.inject(carrier)
+            shared = [(k, v.encode()) for k, v in carrier.items()]
+            # Queued in order (one customer's events keep theirs), then every ack awaited.
+            sent = [await producer.send(self._settings.topic(e.type), e.to_json(), key=e.subject.encode(),
+                                        headers=[*shared, ("ce_id", e.id.encode())]) for e in events]
+            await asyncio.gather(*sent)
 
     async def dead_letter(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str], reason: str) -> None:
         await self._send(dead_letter(topic), value, key,

@@ -188,6 +188,34 @@ async def test_stored_entries_go_out_as_written_and_older_entries_still_go_out(m
         await runtime.stop()
 
 
+async def test_events_published_together_share_one_producer_span_and_keep_their_order(
+        make_settings, topics, tap, span_exporter) -> None:
+    # publish_many sends a batch under one PRODUCER span (a span per event cost the surveys service 13 % of
+    # its CPU); every message carries that span's context, so each consumer continues the same trace.
+    from opentelemetry.trace import SpanKind
+
+    settings = make_settings(DemoSettings)
+    runtime = ServiceRuntime(settings)
+    sink = await tap("customer.tier_changed")
+    await runtime.start()
+    try:
+        events = [new_event("customer.tier_changed", "c-1", {"n": i}, source="demo") for i in range(5)]
+        with trace.get_tracer("tests").start_as_current_span("batch") as parent:
+            await runtime.publisher.publish_many(events)
+        await sink.wait_for(lambda t: len(t.records) >= 5, what="five events")
+        assert [json.loads(r.value)["id"] for r in sink.records] == [e.id for e in events]  # one key: in order
+        producers = [x for x in span_exporter.get_finished_spans()
+                     if x.kind == SpanKind.PRODUCER and x.context.trace_id == parent.get_span_context().trace_id]
+        assert len(producers) == 1 and producers[0].attributes["messaging.batch.message_count"] == 5
+        span_id = format(producers[0].context.span_id, "016x")
+        for record in sink.records:
+            headers = {k: v.decode() for k, v in record.headers}
+            assert headers["traceparent"].split("-")[2] == span_id
+            assert headers["ce_id"] == json.loads(record.value)["id"]
+    finally:
+        await runtime.stop()
+
+
 async def test_the_relay_keeps_off_the_store_while_a_batch_is_at_work(make_settings, topics, tap) -> None:
     # A consumer's batch holds the relay (EventConsumer(relay=...)): no polling pass and
     # no deferred clearing meanwhile, both once it is done. Nothing is lost by waiting.
