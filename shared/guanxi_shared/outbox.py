@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import OrderedDict
@@ -214,7 +215,7 @@ class OutboxRelay:
             if until_busy and self._busy() and self.deferred_count() <= self._max_deferred:
                 break
             name = next(iter(self._deferred))[0]
-            keys = [k for k in self._deferred if k[0] == name][:CLEAR_CHUNK]
+            keys = list(itertools.islice((k for k in self._deferred if k[0] == name), CLEAR_CHUNK))
             taken = {k[1]: self._deferred.pop(k) for k in keys}
             collection = next(iter(taken.values()))[0]
             try:

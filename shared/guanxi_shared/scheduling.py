@@ -13,6 +13,7 @@ import bisect
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pymongo import ASCENDING
@@ -70,6 +71,17 @@ class DueWatch:
         # Due times noted while the pass ran may have been written after its queries: they stay.
         self._due = [d for d in self._due if d[0] > at or d[1] > notes]
 
+    async def pass_if_due(self, now: datetime, run: Callable[[], Awaitable[int]]) -> int:
+        """``run`` the scheduler's pass (returning how much it did) when ``wanted``; -1 when it was not."""
+        if not self.wanted(now):
+            return -1
+        started, did = self.begin(now), -1
+        try:
+            did = await run()
+        finally:
+            self.done(started, did != 0)  # a failed pass looks again next time
+        return did
+
 
 class DueJobs:
     def __init__(self, collection: AsyncCollection[Any], clock: Clock, rescan: timedelta = timedelta(seconds=60)) -> None:
@@ -126,15 +138,9 @@ class DueJobs:
     async def run(self, build: BuildEvents, relay: OutboxRelay | None, interval: float = 1.0) -> None:
         while True:
             try:
-                now = self.clock.now()
-                if self.watch.wanted(now):
-                    started, fired = self.watch.begin(now), -1
-                    try:
-                        fired = await self.fire_due(build)
-                    finally:
-                        self.watch.done(started, fired != 0)  # a failed pass looks again next time
-                    if fired and relay is not None:
-                        relay.kick()
+                fired = await self.watch.pass_if_due(self.clock.now(), partial(self.fire_due, build))
+                if fired > 0 and relay is not None:
+                    relay.kick()
             except asyncio.CancelledError:
                 raise
             except Exception:

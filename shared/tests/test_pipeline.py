@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,13 +141,22 @@ async def test_same_event_delivered_twice_has_one_effect(make_settings, topics, 
         await runtime.stop()
 
 
-async def test_flush_racing_the_polling_relay_publishes_each_entry_once(make_settings, topics, tap) -> None:
-    settings = make_settings(DemoSettings, outbox_poll_seconds=0.01)
+@contextlib.asynccontextmanager
+async def relaying(settings: DemoSettings) -> AsyncIterator[ServiceRuntime]:
+    """A started runtime whose relay watches ``customers``."""
     runtime = ServiceRuntime(settings)
     runtime.outbox_collections("customers")
-    follow_ups = await tap("customer.tier_changed")
     await runtime.start()
     try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def test_flush_racing_the_polling_relay_publishes_each_entry_once(make_settings, topics, tap) -> None:
+    settings = make_settings(DemoSettings, outbox_poll_seconds=0.01)
+    follow_ups = await tap("customer.tier_changed")
+    async with relaying(settings) as runtime:
         customers = runtime.db["customers"]
         events = [new_event("customer.tier_changed", f"c-{i}", {"n": i}, source="demo") for i in range(30)]
         for i, event in enumerate(events):
@@ -157,8 +167,6 @@ async def test_flush_racing_the_polling_relay_publishes_each_entry_once(make_set
         await follow_ups.settle(1.0)
         ids = [json.loads(r.value)["id"] for r in follow_ups.records]
         assert sorted(ids) == sorted(e.id for e in events)  # each exactly once
-    finally:
-        await runtime.stop()
 
 
 async def test_stored_entries_go_out_as_written_and_older_entries_still_go_out(make_settings, topics, tap) -> None:
@@ -166,11 +174,8 @@ async def test_stored_entries_go_out_as_written_and_older_entries_still_go_out(m
     # beside them); an entry written before entries kept those is decoded as before. Both reach their
     # topic keyed by subject, with the event id header, byte for byte what was written.
     settings = make_settings(DemoSettings)
-    runtime = ServiceRuntime(settings)
-    runtime.outbox_collections("customers")
     follow_ups = await tap("customer.tier_changed")
-    await runtime.start()
-    try:
+    async with relaying(settings) as runtime:
         customers = runtime.db["customers"]
         current, older = (new_event("customer.tier_changed", f"c-{n}", {"n": n}, source="demo") for n in ("new", "old"))
         old_entry = {k: v for k, v in outbox_set([older])[f"outbox.{older.id}"].items() if k not in ("type", "subject")}
@@ -184,8 +189,6 @@ async def test_stored_entries_go_out_as_written_and_older_entries_still_go_out(m
             assert record.value == event.to_json()
             assert dict(record.headers)["ce_id"] == event.id.encode()
         assert await customers.count_documents({"outbox": {"$ne": {}}}) == 0
-    finally:
-        await runtime.stop()
 
 
 async def test_events_published_together_share_one_producer_span_and_keep_their_order(

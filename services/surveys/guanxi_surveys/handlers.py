@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from guanxi_shared.clock import Clock
@@ -163,9 +164,6 @@ async def schedule_surveys(deps: Deps, triggers: Sequence[Trigger]) -> None:
             "created_at": now, "reminded": False,
         })
 
-    # Published straight from what was written (no read-back), without holding the batch for Kafka's
-    # acks; a replayed trigger's documents already exist and keep their own entries, which the relay's
-    # poll publishes if they are pending.
     for survey in surveys:
         deps.due.note(survey["scheduled_for"])
     for name, docs in ((SURVEYS, surveys), (SKIPS, skips)):
@@ -317,15 +315,7 @@ async def tick(deps: Deps) -> int:
 
 async def tick_if_due(deps: Deps) -> int:
     """``tick`` when something can be due (``Deps.due``); -1 when the pass was not needed."""
-    now = deps.clock.now()
-    if not deps.due.wanted(now):
-        return -1
-    started, done = deps.due.begin(now), -1
-    try:
-        done = await tick(deps)
-    finally:
-        deps.due.done(started, done != 0)  # a failed pass looks again next time
-    return done
+    return await deps.due.pass_if_due(deps.clock.now(), partial(tick, deps))
 
 
 # ---------------------------------------------------------------- answering
