@@ -113,8 +113,8 @@ def install_hooks() -> None:
 
         read = handlers._customers_or_stubs
 
-        async def slow_read(ctx: Any, ids: list[str]) -> Any:
-            docs = await read(ctx, ids)
+        async def slow_read(ctx: Any, *args: Any) -> Any:
+            docs = await read(ctx, *args)
             await asyncio.sleep(purchase_read_delay)
             return docs
 
