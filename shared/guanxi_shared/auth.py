@@ -129,7 +129,10 @@ CurrentIdentity = Annotated[Identity, Depends(current_identity)]
 def require_roles(*roles: Role) -> Callable[..., Awaitable[Identity]]:
     allowed: Iterable[Role] = roles
 
-    async def check(identity: CurrentIdentity) -> Identity:  # async: no worker thread (see above)
+    # Reads the identity itself rather than through ``CurrentIdentity``: each level of nested
+    # dependencies is another round of FastAPI's dependency solving on every request.
+    async def check(request: Request) -> Identity:  # async: no worker thread (see above)
+        identity = await current_identity(request)
         if not identity.has(*allowed):
             raise Problem(403, "Forbidden", f"role {', '.join(identity.roles)} may not do this; needs one of: "
                           + ", ".join(sorted(str(r) for r in allowed)))

@@ -26,7 +26,7 @@ from .outbox import OutboxRelay
 from .problems import install_problem_handlers
 from .settings import ServiceSettings
 from .store import database, make_mongo_client, ping, pool_size
-from .telemetry import instrument_fastapi, setup_logging, setup_tracing
+from .telemetry import fastapi_telemetry, setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +134,12 @@ class ServiceRuntime:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=title, version=self.settings.service_version, description=description, lifespan=lifespan)
+        app = FastAPI(title=title, version=self.settings.service_version, description=description, lifespan=lifespan,
+                      telemetry=fastapi_telemetry())
         app.state.internal_secret = self.settings.internal_secret.get_secret_value()
         app.state.runtime = self
         install_problem_handlers(app)
         app.add_middleware(RequestIdMiddleware)
-        instrument_fastapi(app)
 
         @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
         async def healthz() -> dict[str, str]:

@@ -18,6 +18,7 @@ from guanxi_shared.auth import Identity
 from guanxi_shared.clock import Clock
 from guanxi_shared.contracts.audit import AccessRecorded
 from guanxi_shared.problems import Problem, problem_response
+from opentelemetry import trace
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -154,6 +155,7 @@ class FrontDoor:
             # dependency solving and exception layers only to reach the catch-all proxy route cost
             # ~13 % of the gateway's CPU per read (py-spy). Idempotent commands still take the route.
             query = scope.get("query_string", b"").decode("latin-1")
+            _name_server_span(method, self._template(scope, state)[0])
             response = await gate.proxy(rule.service, Request(scope, receive), identity, state["request_id"], query)
             await response(scope, receive, send)
             return
@@ -258,8 +260,14 @@ class FrontDoor:
         response = problem_response(exc.status, exc.title, exc.detail, Request(scope), exc.type, headers=headers, **extra)
         await response(scope, _no_body, send)
 
+    def _template(self, scope: Scope, state: dict[str, Any]) -> tuple[str, dict[str, str]]:
+        found: tuple[str, dict[str, str]] | None = state.get("path_template")
+        if found is None:
+            found = state["path_template"] = self.gate.templates.match(scope["path"])
+        return found
+
     def _record(self, scope: Scope, state: dict[str, Any], status: int, request_id: str, started: float) -> None:
-        template, params = self.gate.templates.match(scope["path"])
+        template, params = self._template(scope, state)
         identity: Identity | None = state.get("identity")
         rule: domain.Rule | None = state.get("rule")
         if identity is not None:
@@ -277,6 +285,15 @@ class FrontDoor:
             self.gate.record_access(record, subject)
         except Exception:
             log.exception("could not record access to %s", template)
+
+
+def _name_server_span(method: str, template: str) -> None:
+    # A proxied request never reaches FastAPI's router, so FastAPI cannot name its server span by route;
+    # the path template does it (ids stay out of span names, as with routed requests).
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"{method} {template}")
+        span.set_attribute("http.route", template)
 
 
 def _rate_limited(wait: float, whom: str) -> Problem:

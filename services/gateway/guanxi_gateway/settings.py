@@ -48,6 +48,8 @@ class GatewaySettings(ServiceSettings):
                                 "keep it above upstream_timeout")
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
     trusted_proxies: int = Field(0, ge=0, description="X-Forwarded-For hops to trust for the client address")
+    access_record_flush_ms: int = Field(
+        50, ge=0, le=10_000, description="access records are sent to Kafka in batches at most this late")
 
     @model_validator(mode="after")
     def _production_secret(self) -> GatewaySettings:

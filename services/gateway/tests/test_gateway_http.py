@@ -23,6 +23,7 @@ from guanxi_gateway.token import issue_token
 from guanxi_shared.auth import Identity, Role, verify_internal
 from guanxi_shared.settings import DEV_SECRET
 from guanxi_shared.testing import eventually
+from opentelemetry.trace import SpanKind
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
@@ -131,12 +132,24 @@ async def test_authentication_and_the_role_matrix_at_the_door(make_settings, top
         assert customer_reads and all(e["subject"] == "c1" for e in customer_reads)
 
 
-async def test_proxy_forwards_identity_request_id_and_trace_and_caps_pages(make_settings, topics) -> None:
+async def test_proxy_forwards_identity_request_id_and_trace_and_caps_pages(make_settings, topics, span_exporter) -> None:
     async with platform(make_settings) as p, gateway_client(p.app) as client:
-        response = await client.get("/api/v1/customers/c1?fields=name", headers={**p.token("agent", team="north"),
-                                                                                  "X-Request-Id": "req-123"})
+        span_exporter.clear()
+        caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        response = await client.get("/api/v1/customers/c1?fields=name", headers={
+            **p.token("agent", team="north"), "X-Request-Id": "req-123", "traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"})
         assert response.status_code == 200, response.text
         seen = response.json()
+        # The gateway's server span continues the caller's trace and is named by the path template (no id
+        # in it); the service is called under the gateway's client span, child of the server span.
+        spans = [s for s in span_exporter.get_finished_spans() if format(s.context.trace_id, "032x") == caller_trace]
+        server = [s for s in spans if s.kind == SpanKind.SERVER and s.parent and s.parent.span_id == 0x00F067AA0BA902B7]
+        assert [s.name for s in server] == ["GET /api/v1/customers/{customer_id}"], [s.name for s in spans]
+        assert server[0].attributes["http.route"] == "/api/v1/customers/{customer_id}"
+        assert server[0].attributes["http.response.status_code"] == 200
+        client_span = next(s for s in spans
+                           if s.kind == SpanKind.CLIENT and s.parent and s.parent.span_id == server[0].context.span_id)
+        assert seen["traceparent"] == f"00-{caller_trace}-{format(client_span.context.span_id, '016x')}-01"
         assert seen["identity"]["subject"] == "alice" and seen["identity"]["roles"] == ["agent"]
         assert seen["identity"]["team"] == "north" and seen["identity"]["request_id"] == "req-123"
         assert seen["request_id"] == "req-123" == response.headers["x-request-id"]
