@@ -26,7 +26,7 @@ from .outbox import OutboxRelay
 from .problems import install_problem_handlers
 from .settings import ServiceSettings
 from .store import database, make_mongo_client, ping, pool_size
-from .telemetry import fastapi_telemetry, setup_logging, setup_tracing
+from .telemetry import fastapi_telemetry, setup_logging, setup_tracing, trace_requests
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ class ServiceRuntime:
         app.state.runtime = self
         install_problem_handlers(app)
         app.add_middleware(RequestIdMiddleware)
+        trace_requests(app)
 
         @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
         async def healthz() -> dict[str, str]:

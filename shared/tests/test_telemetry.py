@@ -1,12 +1,12 @@
-"""The HTTP tracing every service gets (``fastapi_telemetry``): FastAPI's own OpenTelemetry support,
-configured for one server span per request."""
+"""The HTTP tracing every service gets (``ServerSpans`` through ``trace_requests``): one server span per
+request, in the caller's trace, named by route."""
 
 from __future__ import annotations
 
 import httpx
 from fastapi import APIRouter, FastAPI
 from guanxi_shared.problems import install_problem_handlers
-from guanxi_shared.telemetry import fastapi_telemetry
+from guanxi_shared.telemetry import fastapi_telemetry, trace_requests
 from opentelemetry.trace import SpanKind, StatusCode
 
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -31,6 +31,7 @@ def _app() -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(things)
+    trace_requests(app)
     return app
 
 
