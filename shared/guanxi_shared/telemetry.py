@@ -115,7 +115,7 @@ _HEADERS = _AsgiHeaders()
 
 class ServerSpans:
     """One SERVER span per HTTP request (pure ASGI), parented by the caller's ``traceparent``, named
-    ``METHOD route`` once the router has matched (``http.route``; ids stay out of names), with
+    ``METHOD route`` once the router has matched (``http.route``; ids and link tokens stay out of the span), with
     ``http.response.status_code``; a 5xx answer or an exception marks it failed.
 
     Written here rather than taken from opentelemetry-instrumentation-fastapi or FastAPI's own
@@ -141,9 +141,9 @@ class ServerSpans:
                 status = message["status"]
             await send(message)
 
+        # No url.path: paths carry ids and single-use answer-link tokens; the route template says where it went.
         with self._tracer.start_as_current_span(method, context=parent, kind=SpanKind.SERVER, attributes={
-                "http.request.method": method, "url.path": scope["path"], "url.scheme": scope.get("scheme", "http")}
-                ) as span:
+                "http.request.method": method, "url.scheme": scope.get("scheme", "http")}) as span:
             try:
                 await self.app(scope, receive, send_with_status)
             finally:

@@ -115,8 +115,9 @@ class Upstreams:
         method = request.method
         # The front door has already read (and size-limited) every command body: send it with its length.
         body = await request.body() if method not in ("GET", "HEAD", "OPTIONS", "DELETE") else None
+        # No path attribute: it may carry ids or an answer-link token; the server span above names the route.
         with tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes={
-                "http.request.method": method, "server.address": service, "url.path": request.url.path}) as span:
+                "http.request.method": method, "server.address": service}) as span:
             propagate.inject(headers)
             try:
                 response = await self._proxy_session().request(method, url, headers=headers, data=body,
