@@ -7,7 +7,7 @@ at most ``flush_seconds`` later as one ready-made batch per partition (aiokafka 
 
 Sending each record with ``producer.send`` cost a coroutine, a future and a partitioner call per
 record, and the broker a produce request every ``linger_ms``: about 0.3 ms of the gateway's CPU per
-request plus 0.2–0.35 ms of Kafka's (bench/README.md, "Gateway"). The key is the record's subject
+request plus 0.2–0.35 ms of Kafka's (bench/README.md, "Session 6"). The key is the record's subject
 (the customer, else the actor), so one customer's records keep their order. A batch Kafka refuses
 is logged with the ids of its records; the request it records has already been answered.
 """
@@ -87,7 +87,10 @@ class AccessRecorder:
                 # Gather what the next few milliseconds bring: a batch per partition, not a send per record.
                 await asyncio.sleep(self._flush_seconds)
             self._wake.clear()
-            await self._hand_over()
+            try:
+                await self._hand_over()
+            except Exception:  # the sender must outlive any one bad hand-over, or records would pile up unsent
+                log.exception("handing access records to Kafka failed")
 
     async def _hand_over(self) -> None:
         producer = self._producer
