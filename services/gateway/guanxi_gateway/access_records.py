@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from guanxi_shared.contracts.audit import AccessRecorded
 from guanxi_shared.events import new_event
-from guanxi_shared.messaging import CONTENT_TYPE
+from guanxi_shared.messaging import envelope_headers
 from guanxi_shared.topics import ACCESS_RECORDED
 from opentelemetry import propagate
 
@@ -31,9 +31,6 @@ from .handlers import SOURCE
 from .settings import GatewaySettings
 
 log = logging.getLogger(__name__)
-
-_CONTENT_TYPE = ("content-type", CONTENT_TYPE.encode())
-
 
 @dataclass(frozen=True)
 class _Record:
@@ -47,6 +44,13 @@ class _Record:
 class _Batch:
     builder: Any  # aiokafka BatchBuilder
     event_ids: list[str] = field(default_factory=list)
+
+    def add(self, record: _Record) -> bool:
+        """False when the batch is full (the record is not in it)."""
+        if self.builder.append(key=record.key, value=record.value, timestamp=None, headers=record.headers) is None:
+            return False
+        self.event_ids.append(record.event_id)
+        return True
 
 
 class AccessRecorder:
@@ -73,9 +77,9 @@ class AccessRecorder:
 
     def __call__(self, record: AccessRecorded, subject: str) -> None:
         event = new_event(ACCESS_RECORDED, subject, record.model_dump(mode="json", exclude_none=True), source=SOURCE)
-        carrier: dict[str, str] = {}
+        carrier = envelope_headers(event.id)
         propagate.inject(carrier)  # the trace of the request being recorded, not of the later flush
-        headers = [_CONTENT_TYPE, ("ce_id", event.id.encode())] + [(k, v.encode()) for k, v in carrier.items()]
+        headers = [(k, v.encode()) for k, v in carrier.items()]
         self._queue.append(_Record(event.id, subject.encode(), event.to_json(), headers))
         if not self._wake.is_set():
             self._wake.set()
@@ -107,14 +111,11 @@ class AccessRecorder:
         for record in records:
             partition = self._partitioner(record.key, partitions, partitions)
             batch = batches.get(partition)
-            if batch is None:
+            if batch is None or not batch.add(record):
+                if batch is not None:  # full: send it and go on with a fresh one for this partition
+                    await self._send(batch, partition)
                 batch = batches[partition] = _Batch(producer.create_batch())
-            if batch.builder.append(key=record.key, value=record.value, timestamp=None, headers=record.headers) is None:
-                # Full: send it and go on with a fresh one for this partition.
-                await self._send(batch, partition)
-                batch = batches[partition] = _Batch(producer.create_batch())
-                batch.builder.append(key=record.key, value=record.value, timestamp=None, headers=record.headers)
-            batch.event_ids.append(record.event_id)
+                batch.add(record)
         for partition, batch in batches.items():
             await self._send(batch, partition)
 
