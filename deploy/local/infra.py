@@ -4,13 +4,19 @@ Everything lives under ``.local/`` at the repository root (git-ignored):
 
     .local/kafka/libs        broker jars copied from Maven Central (first run only)
     .local/kafka/data        KRaft log directory, formatted once
-    .local/bin/ferretdb      FerretDB built with Go from the module proxy, with FERRETDB_FIXES (first run only)
+    .local/bin/ferretdb      FerretDB built with Go from the module proxy, patched (first run, or a patch changed)
+    .local/build/ferretdb    the module source copied and patched while it builds (removed after)
     .local/ferretdb/data     one SQLite file per database
     .local/run/*.pid|*.log   process ids and logs
 
 Commands (idempotent): ``provision``, ``up``, ``down``, ``status``, ``topics``.
 ``up`` starts what is not running, waits until each answers, creates the topic catalogue,
 and reports a process that died with the tail of its log.
+
+FerretDB's source is fixed before it is built by the patches in ``deploy/local/ferretdb/patches/``
+(unified diffs against the module version pinned in ``deploy/local/ferretdb/go.mod``, applied with
+``git apply`` in file-name order; each one's header says what it fixes and why, and the README there
+lists them). A patch that no longer applies stops the build, naming it.
 
 Only the standard library is used for processes; topic creation uses aiokafka from the
 workspace environment, because the catalogue lives in ``guanxi_shared.topics``.
@@ -238,338 +244,65 @@ def ferretdb_bin() -> Path:
     return LOCAL / "bin" / "ferretdb"
 
 
-# The helper of the field pushdown below (Go, inserted into internal/backends/sqlite/collection.go).
-_FIELD_CLAUSE_GO = """\
-// fieldClause pushes {field: "s"} or {field: {$in: ["s", ...]}} on one top-level field down to SQLite
-// (Guanxi's local build). Rows whose field is an array stay in (an array holding "s" matches too), so the
-// rows are a superset of the matches; the handler filters every document in memory as before.
-func fieldClause(filter *types.Document) (string, []any) {
-	if filter.Len() == 0 {
-		return "", nil
-	}
-	for _, key := range filter.Keys() {
-		if key == "_id" || !plainField(key) {
-			continue
-		}
-		var values []string
-		switch v := must.NotFail(filter.Get(key)).(type) {
-		case string:
-			values = []string{v}
-		case *types.Document:
-			in, _ := v.Get("$in")
-			arr, ok := in.(*types.Array)
-			if v.Len() != 1 || !ok || arr.Len() == 0 || arr.Len() > 1000 {
-				continue
-			}
-			for i := 0; i < arr.Len(); i++ {
-				s, isString := must.NotFail(arr.Get(i)).(string)
-				if !isString {
-					values = nil
-					break
-				}
-				values = append(values, s)
-			}
-		}
-		if len(values) == 0 {
-			continue
-		}
-		marks := make([]string, len(values))
-		args := make([]any, len(values))
-		for i, s := range values {
-			marks[i] = "?"
-			args[i] = string(must.NotFail(sjson.MarshalSingleValue(s)))
-		}
-		col := metadata.DefaultColumn
-		return fmt.Sprintf(` WHERE (%s->'%s' IN (%s) OR json_type(%s, '$.%s') = 'array')`,
-			col, key, strings.Join(marks, ", "), col, key), args
-	}
-	return "", nil
-}
-
-// plainField is a top-level field name safe to put in SQL as it is (letters, digits, underscore).
-func plainField(key string) bool {
-	if key == "" {
-		return false
-	}
-	for _, r := range key {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// DeleteAll implements backends.Collection interface.
-"""
-
-
-# The helper of the update batching below (Go, replacing the head of UpdateDocument in internal/handler/common/update.go).
-_UPDATE_BATCH_GO = """\
-func UpdateDocument(
-	ctx context.Context, c backends.Collection, cmd string, iter types.DocumentsIterator, param *Update,
-) (*UpdateResult, error) {
-	batch := NewUpdateBatch(c)
-	res, err := UpdateDocumentInto(ctx, c, cmd, iter, param, batch)
-
-	// What was changed before an error is written too, as before.
-	if ferr := batch.Flush(ctx); ferr != nil && err == nil {
-		return nil, lazyerrors.Error(ferr)
-	}
-
-	return res, err
-}
-
-// UpdateBatch holds documents changed by update statements until they are written together, in one
-// transaction (Guanxi's local build).
-type UpdateBatch struct {
-	c    backends.Collection
-	docs []*types.Document
-	ids  map[string]struct{}
-}
-
-// NewUpdateBatch returns an empty batch for collection c.
-func NewUpdateBatch(c backends.Collection) *UpdateBatch {
-	return &UpdateBatch{c: c, ids: map[string]struct{}{}}
-}
-
-// Add keeps a changed document.
-func (b *UpdateBatch) Add(doc *types.Document) {
-	b.docs = append(b.docs, doc)
-	b.ids[fmt.Sprintf("%#v", must.NotFail(doc.Get("_id")))] = struct{}{}
-}
-
-// Len is the number of documents waiting.
-func (b *UpdateBatch) Len() int {
-	return len(b.docs)
-}
-
-// Independent reports whether statement u can run before the waiting documents are written: it is no
-// upsert and its filter names one _id (a string or ObjectID) that is not waiting, so it reads no document
-// of the batch.
-func (b *UpdateBatch) Independent(u *Update) bool {
-	if len(b.docs) == 0 {
-		return true
-	}
-
-	if u.Upsert || u.Filter == nil {
-		return false
-	}
-
-	id, err := u.Filter.Get("_id")
-	if err != nil {
-		return false
-	}
-
-	switch id.(type) {
-	case string, types.ObjectID:
-	default:
-		return false
-	}
-
-	_, waiting := b.ids[fmt.Sprintf("%#v", id)]
-
-	return !waiting
-}
-
-// Flush writes the waiting documents in one transaction.
-func (b *UpdateBatch) Flush(ctx context.Context) error {
-	if len(b.docs) == 0 {
-		return nil
-	}
-
-	docs := b.docs
-	b.docs, b.ids = nil, map[string]struct{}{}
-
-	_, err := b.c.UpdateAll(ctx, &backends.UpdateAllParams{Docs: docs})
-
-	return err
-}
-
-// UpdateDocumentInto is UpdateDocument that leaves the changed documents in batch for the caller to write.
-func UpdateDocumentInto(
-	ctx context.Context, c backends.Collection, cmd string, iter types.DocumentsIterator, param *Update,
-	batch *UpdateBatch,
-) (*UpdateResult, error) {
-"""
-
-
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
-# Fixes applied to FerretDB's source before it is built: (file in the module, text, replacement, why).
-# The build stamp records them, so a binary built without the current set is rebuilt.
-FERRETDB_FIXES: tuple[tuple[str, str, str, str], ...] = (
-    (
-        "internal/backends/sqlite/metadata/metadata.go",
-        "IDColumn = DefaultColumn + \"->'$._id'\"",
-        "IDColumn = DefaultColumn + \"->'_id'\"",
-        # The unique _id index is created on `_ferretdb_sjson->"_id"`, but every query, update and
-        # delete by _id compared `_ferretdb_sjson->'$._id'`: the same value, a different expression,
-        # so SQLite never used the index and every keyed operation read the whole table (measured:
-        # update by _id 1.2 ms at 50 documents, 29 ms at 3,000). `->'_id'` is the expression of the
-        # index (a text label after -> means `$.label`), so the planner now searches the index.
-        "every lookup by _id read the whole table: the query expression did not match the index's",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        "\t\tswitch v.(type) {\n\t\tcase string, types.ObjectID:\n"
-        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
-        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n",
-        "\t\tswitch v.(type) {\n\t\tcase string, types.ObjectID:\n"
-        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
-        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n"
-        "\t\tcase *types.Document:\n\t\t\twhereClause, args = idInClause(v.(*types.Document))\n\t\t}\n",
-        # `{_id: {$in: [...]}}` (strings or ObjectIDs) was not pushed down: FerretDB read and decoded every
-        # document of the collection to answer it, so a batch's one read of its customers grew with the
-        # collection. Now it is `WHERE <_id> IN (...)` on the index. The handlers still filter every
-        # returned document in memory, so a clause that returns a superset stays correct.
-        "a read of a batch's documents by _id ($in) decoded the whole collection",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        "// DeleteAll implements backends.Collection interface.\n",
-        "// idInClause pushes {$in: [strings or ObjectIDs]} on _id down to the _id index (Guanxi's local build);\n"
-        "// anything else gives no clause, and the handler filters every document in memory as before.\n"
-        "func idInClause(cond *types.Document) (string, []any) {\n"
-        "\tif cond.Len() != 1 {\n\t\treturn \"\", nil\n\t}\n"
-        "\tin, _ := cond.Get(\"$in\")\n"
-        "\tarr, ok := in.(*types.Array)\n"
-        "\tif !ok || arr.Len() == 0 || arr.Len() > 1000 {\n\t\treturn \"\", nil\n\t}\n"
-        "\tmarks := make([]string, arr.Len())\n"
-        "\targs := make([]any, arr.Len())\n"
-        "\tfor i := 0; i < arr.Len(); i++ {\n"
-        "\t\te := must.NotFail(arr.Get(i))\n"
-        "\t\tswitch e.(type) {\n\t\tcase string, types.ObjectID:\n\t\tdefault:\n\t\t\treturn \"\", nil\n\t\t}\n"
-        "\t\tmarks[i] = \"?\"\n"
-        "\t\targs[i] = string(must.NotFail(sjson.MarshalSingleValue(e)))\n"
-        "\t}\n"
-        "\treturn fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, strings.Join(marks, \", \")), args\n"
-        "}\n\n"
-        "// DeleteAll implements backends.Collection interface.\n",
-        "the helper of the $in pushdown above",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        "\t\t\tfilterPushdown = true\n"
-        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
-        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n",
-        "\t\t\tfilterPushdown = true\n"
-        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
-        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n"
-        "\t\tcase *types.Document:\n\t\t\twhereClause, args = idInClause(v.(*types.Document))\n"
-        "\t\t\tfilterPushdown = whereClause != \"\"\n\t\t}\n",
-        "explain reports the $in pushdown as it happens",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        "\tif params.Filter.Len() == 1 {\n\t\tv, _ := params.Filter.Get(\"_id\")\n\t\tswitch v.(type) {\n"
-        "\t\tcase string, types.ObjectID:\n\t\t\twhereClause",
-        "\tif params.Filter.Len() >= 1 {\n\t\tv, _ := params.Filter.Get(\"_id\")\n\t\tswitch v.(type) {\n"
-        "\t\tcase string, types.ObjectID:\n\t\t\twhereClause",
-        # `{_id: X, purchase_count: 3}` read the whole table: the _id was pushed down only when it was the
-        # filter's one key. Every handler filters the returned documents in memory, so answering from the
-        # index's rows for _id (a superset of the matches) stays correct; a guarded update by _id now costs
-        # what an unguarded one does.
-        "a filter on _id plus any other condition read the whole table",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        "\tif params.Filter.Len() == 1 {\n\t\tv, _ := params.Filter.Get(\"_id\")\n\t\tswitch v.(type) {\n"
-        "\t\tcase string, types.ObjectID:\n\t\t\tfilterPushdown = true",
-        "\tif params.Filter.Len() >= 1 {\n\t\tv, _ := params.Filter.Get(\"_id\")\n\t\tswitch v.(type) {\n"
-        "\t\tcase string, types.ObjectID:\n\t\t\tfilterPushdown = true",
-        "explain reports the _id pushdown beside other conditions as it happens",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        "// DeleteAll implements backends.Collection interface.\n",
-        _FIELD_CLAUSE_GO,
-        # A read by a field other than _id (the surveys of a batch's customers: `customer_id $in`) read and
-        # decoded every document in Go, ~0.25 ms each; SQLite now picks the candidate rows from their JSON.
-        "a read by {field: string} or {field: {$in: [strings]}} decoded the whole collection",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        "\tq += whereClause\n\tq += prepareOrderByClause(params.Sort)\n",
-        "\tif whereClause == \"\" {\n\t\twhereClause, args = fieldClause(params.Filter)\n\t}\n\n"
-        "\tq += whereClause\n\tq += prepareOrderByClause(params.Sort)\n",
-        "queries use the field pushdown when _id gives none",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        "\torderByClause := prepareOrderByClause(params.Sort)\n\tsortPushdown",
-        "\tif whereClause == \"\" {\n\t\twhereClause, args = fieldClause(params.Filter)\n"
-        "\t\tfilterPushdown = whereClause != \"\"\n\t}\n\n"
-        "\torderByClause := prepareOrderByClause(params.Sort)\n\tsortPushdown",
-        "explain reports the field pushdown as it happens",
-    ),
-    (
-        "internal/handler/common/update.go",
-        "func UpdateDocument(ctx context.Context, c backends.Collection, cmd string, iter types.DocumentsIterator, "
-        "param *Update) (*UpdateResult, error) { //nolint:lll // for readability\n",
-        _UPDATE_BATCH_GO,
-        # An update command committed one SQLite transaction (one WAL sync) per changed document: ~1.8 ms
-        # each against ~0.2 ms for an insert. The documents of one statement, and of consecutive
-        # statements by _id, now go in one transaction; a statement that could read a document still
-        # waiting (not by _id, the same _id again, an upsert) writes the waiting ones first.
-        "an update command committed one transaction per changed document",
-    ),
-    (
-        "internal/handler/common/update.go",
-        "\t\t\t_, err := c.UpdateAll(ctx, &backends.UpdateAllParams{Docs: []*types.Document{doc}})\n"
-        "\t\t\tif err != nil {\n\t\t\t\treturn nil, lazyerrors.Error(err)\n\t\t\t}\n",
-        "\t\t\tif batch.Add(doc); batch.Len() >= 1000 {\n"
-        "\t\t\t\tif err = batch.Flush(ctx); err != nil {\n\t\t\t\t\treturn nil, lazyerrors.Error(err)\n\t\t\t\t}\n"
-        "\t\t\t}\n",
-        "a changed document joins the batch",
-    ),
-    (
-        "internal/handler/msg_update.go",
-        "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)\n",
-        "\tvar batch *common.UpdateBatch\n\n"
-        "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)\n",
-        "one batch of changed documents per update command",
-    ),
-    (
-        "internal/handler/msg_update.go",
-        "\t\tvar qp backends.QueryParams\n",
-        "\t\tif batch == nil {\n\t\t\tbatch = common.NewUpdateBatch(c)\n"
-        "\t\t} else if !batch.Independent(&u) {\n"
-        "\t\t\tif err = batch.Flush(ctx); err != nil {\n\t\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t\t}\n"
-        "\t\t}\n\n"
-        "\t\tvar qp backends.QueryParams\n",
-        "a statement that could read a waiting document writes the batch first",
-    ),
-    (
-        "internal/handler/msg_update.go",
-        "\t\tcloser := iterator.NewMultiCloser()\n\t\tdefer closer.Close()\n",
-        "\t\tcloser := iterator.NewMultiCloser()\n",
-        # Every statement's cursor stayed open until the whole command ended (a defer inside the loop),
-        # holding one pooled SQLite connection each: a command of ~100 updates waited for a connection
-        # forever. Each cursor is now closed when its statement is done.
-        "an update command of ~100 statements wedged the server (each statement's cursor held to the end)",
-    ),
-    (
-        "internal/handler/msg_update.go",
-        "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", iter, &u)\n"
-        "\t\tif err != nil {\n\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t}\n",
-        "\t\tresult, err := common.UpdateDocumentInto(ctx, c, \"update\", iter, &u, batch)\n\t\tcloser.Close()\n\n"
-        "\t\tif err != nil {\n\t\t\t_ = batch.Flush(ctx) // what earlier statements changed is written, as before\n"
-        "\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t}\n",
-        "statements leave their documents in the command's batch; the cursor is closed when the statement is done",
-    ),
-    (
-        "internal/handler/msg_update.go",
-        "\treturn matched, modified, &upserted, nil\n",
-        "\tif batch != nil {\n\t\tif err = batch.Flush(ctx); err != nil {\n"
-        "\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t}\n\t}\n\n"
-        "\treturn matched, modified, &upserted, nil\n",
-        "the command's batch is written before it answers",
-    ),
-)
+# Fixes to FerretDB's source, as patches against the module the proxy serves; each states what it
+# fixes and why. They are applied in file-name order; the build stamp records their hashes.
+FERRETDB_PATCHES = HERE / "ferretdb" / "patches"
+
+
+def ferretdb_version() -> str:
+    """The FerretDB version deploy/local/ferretdb/go.mod requires."""
+    gomod = (HERE / "ferretdb" / "go.mod").read_text()
+    version = re.search(rf"^require {re.escape(FERRETDB_MODULE)} (v\S+)$", gomod, re.M)
+    if version is None:
+        raise InfraError(f"deploy/local/ferretdb/go.mod does not require {FERRETDB_MODULE}")
+    return version.group(1)
+
+
+def ferretdb_patches() -> list[Path]:
+    """The patch files, in the order they are applied (file-name order)."""
+    return sorted(FERRETDB_PATCHES.glob("*.patch"), key=lambda p: p.name)
+
+
+def ferretdb_module_source(env: dict[str, str] | None = None) -> Path:
+    """The pristine FerretDB module (read-only, in the Go module cache), downloaded if absent."""
+    info = subprocess.run(  # noqa: S603
+        ["go", "mod", "download", "-json", f"{FERRETDB_MODULE}@{ferretdb_version()}"],
+        cwd=HERE / "ferretdb", env=env, check=True, capture_output=True, text=True,
+    )
+    return Path(json.loads(info.stdout)["Dir"])
+
+
+def copy_module_source(source: Path, dest: Path) -> None:
+    """Copy the module to a writable place (the module cache is read-only)."""
+    shutil.copytree(source, dest)
+    for path in dest.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o200)
+    dest.chmod(dest.stat().st_mode | 0o200)
+
+
+def apply_ferretdb_patches(module: Path) -> None:
+    """Apply every patch to the copy of the module in ``module``, or fail naming the one that does not apply."""
+    module = module.resolve()
+    # Outside any repository, so that git apply patches these plain files: inside one (.local/ is in
+    # this checkout), it would take the paths as relative to that work tree and skip them silently.
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(module.parent)}
+    for patch in ferretdb_patches():
+        for check in (["--check"], []):
+            done = subprocess.run(  # noqa: S603
+                ["git", "apply", "--verbose", *check, str(patch)],
+                cwd=module, env=env, capture_output=True, text=True,
+            )
+            if done.returncode != 0 or "Skipped patch" in done.stderr:
+                raise InfraError(
+                    f"FerretDB patch {os.path.relpath(patch, ROOT)} does not apply to {FERRETDB_MODULE} "
+                    f"{ferretdb_version()}:\n{done.stderr.strip()}"
+                )
 
 
 def _ferretdb_stamp() -> str:
-    main = hashlib.sha256((HERE / "ferretdb" / "main.go").read_bytes()).hexdigest()
-    return "\n".join([f"main.go: {main}", *(f"{f}: {new}" for f, _, new, _ in FERRETDB_FIXES)])
+    files = [HERE / "ferretdb" / name for name in ("main.go", "go.mod", "go.sum")] + ferretdb_patches()
+    return "".join(f"{p.relative_to(HERE)}: {hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in files)
 
 
 def provision_ferretdb() -> None:
@@ -577,33 +310,18 @@ def provision_ferretdb() -> None:
     stamp = binary.with_name("ferretdb.fixes")
     if binary.exists() and stamp.exists() and stamp.read_text() == _ferretdb_stamp():
         return
-    if not shutil.which("go"):
-        raise InfraError("FerretDB is built with Go; put `go` on PATH")
-    say("building FerretDB 1.24 with Go from the module proxy, with the fixes in infra.FERRETDB_FIXES "
-        "(first run: a few minutes)…")
+    if not shutil.which("go") or not shutil.which("git"):
+        raise InfraError("FerretDB is built with Go and patched with git apply; put `go` and `git` on PATH")
+    say(f"building FerretDB {ferretdb_version()} with Go from the module proxy, with the patches in "
+        f"{FERRETDB_PATCHES.relative_to(ROOT)} (first run: a few minutes)…")
     binary.parent.mkdir(parents=True, exist_ok=True)
     src = HERE / "ferretdb"
     env = {**os.environ, "CGO_ENABLED": "0"}
-    version = re.search(rf"^require {re.escape(FERRETDB_MODULE)} (v\S+)$", (src / "go.mod").read_text(), re.M)
-    if version is None:
-        raise InfraError(f"deploy/local/ferretdb/go.mod does not require {FERRETDB_MODULE}")
-    # The module as the proxy serves it (checked against go.sum), copied and fixed in a build directory.
-    info = subprocess.run(  # noqa: S603
-        ["go", "mod", "download", "-json", f"{FERRETDB_MODULE}@{version.group(1)}"],
-        cwd=src, env=env, check=True, capture_output=True, text=True,
-    )
-    module_dir = Path(json.loads(info.stdout)["Dir"])
+    # The module as the proxy serves it (checked against go.sum), copied and patched in a build directory.
     build = LOCAL / "build" / "ferretdb"
     shutil.rmtree(build, ignore_errors=True)
-    shutil.copytree(module_dir, build / "module")
-    for path in (build / "module").rglob("*"):
-        path.chmod(path.stat().st_mode | 0o200)  # the module cache is read-only
-    for name, text, replacement, why in FERRETDB_FIXES:
-        target = build / "module" / name
-        content = target.read_text()
-        if content.count(text) != 1:
-            raise InfraError(f"FerretDB fix no longer applies to {name} ({why}): expected exactly one {text!r}")
-        target.write_text(content.replace(text, replacement))
+    copy_module_source(ferretdb_module_source(env), build / "module")
+    apply_ferretdb_patches(build / "module")
     for name in ("main.go", "go.sum"):
         shutil.copy2(src / name, build / name)
     (build / "go.mod").write_text((src / "go.mod").read_text() + f"\nreplace {FERRETDB_MODULE} => ./module\n")
