@@ -29,6 +29,7 @@ class Target:
     kafka: str
     mongodb_url: str
     origin: str
+    run_dir: Path | None = None  # the benchmark instance's pid files (its processes count as the benchmark's own)
 
 
 def target() -> Target:
@@ -42,7 +43,7 @@ def target() -> Target:
                     mongo_port=int(os.environ.get("GUANXI_BENCH_MONGO_PORT", "47017")),
                     kafka_heap="-Xms256m -Xmx768m")
     inst.up()
-    return Target(inst.bootstrap, inst.mongodb_url, f"own instance in {inst.directory}")
+    return Target(inst.bootstrap, inst.mongodb_url, f"own instance in {inst.directory}", inst.directory / "run")
 
 
 def run_id() -> str:
