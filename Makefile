@@ -7,7 +7,7 @@ ROLE ?= agent
 SUBJECT ?= dev-user
 PYTEST_ARGS ?=
 
-.PHONY: help install run up down status test test-faults bench token lint typecheck infra-up infra-down clean-local
+.PHONY: help install run up down status test test-fast test-faults bench token lint typecheck infra-up infra-down clean-local
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test: install ## the whole suite against real Kafka + FerretDB (started if neede
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$MONGODB_URL" ]; then \
 		$(PY) deploy/local/infra.py up && $(PY) deploy/local/infra.py purge-test-topics; fi
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+test-fast: install ## the fast tier: rules, use cases on in-memory stores, wiring on FastStream's test broker (no infrastructure)
+	@$(UV) run --frozen pytest -m "not integration and not e2e and not faults" $(PYTEST_ARGS)
 
 test-faults: install ## fault-injection tests only
 	@$(PY) deploy/local/infra.py up

@@ -8,7 +8,6 @@ import email.policy
 import gzip
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from aiosmtpd.controller import Controller
 from guanxi_gateway.settings import GatewaySettings
 from guanxi_gateway.token import issue_token
 from guanxi_shared.settings import DEV_SECRET
+from guanxi_shared.testing import free_port
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -34,12 +34,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("customer", "complaints", "surveys", "notifications", "audit")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------------------------

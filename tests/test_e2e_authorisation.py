@@ -57,6 +57,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
 
 @pytest.mark.parametrize(("method", "path", "body", "allowed"), ROUTES, ids=[f"{m} {p.split('?')[0]}" for m, p, _, _ in ROUTES])
 async def test_role_matrix_route_by_route(e2e_platform: Platform, method: str, path: str, body: Any, allowed: set[str]) -> None:
+    """Every role, every route, on the running platform (CF-1)."""
     async with e2e_platform.client() as client:
         anonymous = await client.request(method, path, json=body() if body else None)
         assert anonymous.status_code == 401, anonymous.text

@@ -1,4 +1,4 @@
-"""Identities and roles (DESIGN.md "Roles").
+"""Identities and roles (docs/architecture.md, "HTTP surface and roles").
 
 The gateway authenticates users (OAuth2 bearer JWT) and forwards the verified identity to services
 as a short-lived internal JWT in ``X-Guanxi-Identity``, signed with the internal secret. Services

@@ -1,4 +1,4 @@
-"""CloudEvents 1.0 envelope in structured JSON mode (DESIGN.md "Events on Kafka").
+"""CloudEvents 1.0 envelope in structured JSON mode (docs/events.md).
 
 ``type`` is the topic name, ``subject`` is the customer id (and the Kafka key). Extension
 attributes: ``dataversion`` (payload schema version), ``correlationid``, ``causationid``.

@@ -303,7 +303,7 @@ class EventConsumer:
             self.rebalance.end()
 
     async def _consume_batch(self, msg: KafkaMessage) -> None:
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        records = self._records(msg.raw_message)
         self.stats.batches += 1
         deliveries: list[Delivery] = []
         for record in records:
@@ -339,6 +339,16 @@ class EventConsumer:
             reason = f"{type(failure).__name__}: {failure}"
             await self._dead_letter(delivery.topic, delivery.value, delivery.key, delivery.headers, reason)
         self.stats.handled += len(deliveries) - len(failures)
+
+    @staticmethod
+    def _records(raw: Any) -> tuple[Any, ...]:
+        """The batch's Kafka records: aiokafka gives a tuple of them; FastStream's in-memory test broker
+        (``TestKafkaBroker``, the subscriber-wiring tests) gives a list holding one such record."""
+        if isinstance(raw, tuple):
+            return raw
+        if isinstance(raw, list):
+            return tuple(r for item in raw for r in (item if isinstance(item, list | tuple) else (item,)))
+        return (raw,)
 
     async def handle_per_customer(self, batch: Sequence[Delivery]) -> list[tuple[Delivery, BaseException]]:
         """One handler call per event, with retries: in order per customer, customers concurrently.

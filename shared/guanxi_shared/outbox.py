@@ -1,11 +1,18 @@
-"""Transactional outbox inside the aggregate document (DESIGN.md "Storage").
+"""Transactional outbox inside the aggregate document (docs/storage.md).
 
-MongoDB-wire stores here give atomicity per document only, so a state change and the events it
-causes are written in the same update: the events go into an ``outbox`` map (event id → entry) of
-that document. The relay publishes pending entries and then ``$unset``s them: one update of up to
-``CLEAR_CHUNK`` documents by ``_id $in`` that unsets every published entry of the chunk (an entry id
-belongs to one document; unsetting an absent path changes nothing). A crash between
-publish and clearing republishes the entry with the same event id, and consumers deduplicate on it.
+MongoDB-wire stores give atomicity per document only, so a state change and the events it causes
+are written in the same update: the events go into an ``outbox`` map (event id → entry) of that
+document.
+
+A store writes through ``Outbox`` (``insert``, ``update``, ``update_each``): the change and its
+events in one write, after which the events reach Kafka without the caller choosing how. Below that
+line, ``OutboxRelay`` publishes: from memory right after a write, handed over without waiting when
+the write belongs to a consumer's batch, and by polling for anything a crash left behind.
+
+Published entries are then ``$unset``: one update of up to ``CLEAR_CHUNK`` documents by ``_id $in``
+that unsets every published entry of the chunk (an entry id belongs to one document; unsetting an
+absent path changes nothing). A crash between publish and clearing republishes the entry with the
+same event id, and consumers deduplicate on it.
 
 The map (rather than an array) is deliberate: FerretDB ignores ``$pull`` with a condition, while
 ``$unset`` of ``outbox.<id>`` works the same on MongoDB and FerretDB.
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import time
@@ -28,9 +36,16 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+from pymongo.operations import UpdateOne
+from pymongo.results import UpdateResult
 
-from .events import CloudEvent, decode_event
+from .events import CloudEvent
 from .messaging import EventPublisher
+from .store import UPDATES_PER_COMMAND
+
+Doc = dict[str, Any]
+Caused = Iterable[CloudEvent | tuple[CloudEvent, otel_context.Context]]
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +62,12 @@ CLEAR_YIELD_SECONDS = 0.005
 # write per surveyed purchase); one for a chunk costs ~0.7 ms a document on the local build, and each
 # document gets every unset path of its chunk, so the chunk stays small.
 CLEAR_CHUNK = 100
+# Set while a consumer's batch is at work (``OutboxRelay.holding``): its writes hand their events over
+# instead of waiting for Kafka, so the batch can commit and take the next one.
+_IN_BATCH: contextvars.ContextVar[bool] = contextvars.ContextVar("guanxi_outbox_in_batch", default=False)
 
 
-def outbox_set(events: Iterable[CloudEvent | tuple[CloudEvent, otel_context.Context]]) -> dict[str, Any]:
+def outbox_set(events: Caused) -> dict[str, Any]:
     """The ``$set`` fields that put ``events`` in the outbox of the document being updated.
 
     Each entry carries the current trace context, or the one paired with its event: a batch handler
@@ -97,7 +115,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         # One publisher per document at a time in this process: ``flush`` after a write and the
         # polling loop often reach the same document together, and would both publish its entries.
-        self._doc_locks: dict[tuple[str, Any], asyncio.Lock] = {}
+        # Each lock counts the publishers holding or waiting for it, and is forgotten when none is left.
+        self._doc_locks: dict[tuple[str, Any], tuple[asyncio.Lock, int]] = {}
         # Ids Kafka confirmed lately: an entry whose clearing was interrupted (e.g. cancelled at
         # shutdown) is then only cleared by the next pass, not published again by this process.
         self._recent: OrderedDict[str, None] = OrderedDict()
@@ -118,9 +137,11 @@ class OutboxRelay:
         then takes the same documents' locks. Measured on the customer service: clearing between two
         batches held the next one's first write for ~0.6 s, and the pass doubled ``written``'s time."""
         self._batches_at_work += 1
+        token = _IN_BATCH.set(True)
         try:
             yield
         finally:
+            _IN_BATCH.reset(token)
             self._batches_at_work -= 1
             self._busy_until = max(self._busy_until, time.monotonic() + self._clear_idle_seconds)
 
@@ -303,19 +324,26 @@ class OutboxRelay:
     async def _publish_doc(self, collection: AsyncCollection[Any],
                            doc: dict[str, Any]) -> tuple[Any, list[str], BaseException | None]:
         key = (collection.full_name, doc["_id"])
-        lock = self._doc_locks.setdefault(key, asyncio.Lock())
+        lock, users = self._doc_locks.get(key) or (asyncio.Lock(), 0)
+        self._doc_locks[key] = (lock, users + 1)
         contended = lock.locked()
-        async with lock:
-            try:
+        try:
+            async with lock:
                 if contended:
                     # Another pass published while we waited: what we read may be gone already.
                     fresh = await collection.find_one({"_id": doc["_id"]}, {"outbox": 1})
                     doc = fresh or {"_id": doc["_id"]}
                 published, failure = await self._publish_entries(doc)
                 return doc["_id"], published, failure
-            finally:
-                if not lock._waiters:  # no one queued behind us: forget the lock
-                    self._doc_locks.pop(key, None)
+        finally:
+            self._release_lock(key)
+
+    def _release_lock(self, key: tuple[str, Any]) -> None:
+        lock, users = self._doc_locks[key]
+        if users <= 1:
+            del self._doc_locks[key]
+        else:
+            self._doc_locks[key] = (lock, users - 1)
 
     async def _publish_entries(self, doc: dict[str, Any]) -> tuple[list[str], BaseException | None]:
         """Publishes the document's entries in order; stops at the first failure. Ids Kafka confirmed
@@ -327,11 +355,8 @@ class OutboxRelay:
                 try:
                     token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
                     try:
-                        if isinstance(entry.get("type"), str) and isinstance(entry.get("subject"), str):
-                            await self._publisher.publish_encoded(entry["value"].encode(), event_id, entry["type"],
-                                                                  entry["subject"])
-                        else:  # an entry written before entries carried type and subject
-                            await self._publisher.publish(decode_event(entry["value"]))
+                        await self._publisher.publish_encoded(entry["value"].encode(), event_id, entry["type"],
+                                                              entry["subject"])
                     finally:
                         otel_context.detach(token)
                 except Exception as exc:
@@ -377,3 +402,100 @@ class OutboxRelay:
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
+
+
+def _nested(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``outbox_set``'s dotted paths as the ``outbox`` map of a document being inserted."""
+    return {path.split(".", 1)[1]: entry for path, entry in fields.items()}
+
+
+def _with_events(update: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(update)
+    if fields:
+        out["$set"] = {**(update.get("$set") or {}), **fields}
+    return out
+
+
+class Outbox:
+    """The one way a store writes a change together with the events it causes.
+
+    Each method writes the change and its events in one document write, then sees that the events
+    reach Kafka: a write inside a consumer's batch hands them to the relay without waiting (the batch
+    commits while they go out; a partition is only given away once they are out), any other write
+    publishes them before returning. Either way they are stored first, so nothing is lost: what fails
+    to go out is published by the relay's polling pass, under the same event ids."""
+
+    def __init__(self, relay: OutboxRelay) -> None:
+        self._relay = relay
+
+    @property
+    def relay(self) -> OutboxRelay:
+        return self._relay
+
+    async def insert(self, collection: AsyncCollection[Doc], doc: Doc, events: Caused = ()) -> bool:
+        """Insert ``doc`` with ``events``; False (and nothing written) when its ``_id`` or another unique
+        key exists already: a replay of the same business key."""
+        fields = outbox_set(events)
+        try:
+            await collection.insert_one({**doc, "outbox": {**(doc.get("outbox") or {}), **_nested(fields)}})
+        except DuplicateKeyError:
+            return False
+        await self._dispatch(collection, {doc["_id"]: fields})
+        return True
+
+    async def update(self, collection: AsyncCollection[Doc], match: Doc, update: Doc, events: Caused = (), *,
+                     upsert: bool = False) -> UpdateResult:
+        """One document's update (``match`` names its ``_id``) with ``events`` in the same write; the events
+        go out only when the update changed (or created) the document."""
+        fields = outbox_set(events)
+        if fields and "_id" not in match:
+            raise ValueError("an update that carries events must name its document by _id")
+        result = await collection.update_one(match, _with_events(update, fields), upsert=upsert)
+        if fields and (result.modified_count or result.upserted_id is not None):
+            await self._dispatch(collection, {match["_id"]: fields})
+        return result
+
+    async def update_each(self, collection: AsyncCollection[Doc], writes: Sequence[tuple[Doc, Doc, Caused]]) -> int:
+        """Many documents' updates (``(match, update, events)``, each ``match`` by ``_id``), in as few commands
+        as the store takes; the number of documents modified.
+
+        Entries of these documents that went out earlier and wait for clearing are cleared by the same
+        writes (a write per document less). When a guard misses, only what was actually stored goes out:
+        the documents are read back for it."""
+        if not writes:
+            return 0
+        ids = [match["_id"] for match, _, _ in writes]
+        published = self._relay.take_published(collection, ids)
+        staged: dict[Any, dict[str, Any]] = {}
+        ops = []
+        for match, update, events in writes:
+            fields = outbox_set(events)
+            staged[match["_id"]] = fields
+            full = _with_events(update, fields)
+            if gone := {f"outbox.{i}" for i in published.get(match["_id"], ())} - fields.keys():
+                full["$unset"] = {**(full.get("$unset") or {}), **dict.fromkeys(sorted(gone), "")}
+            ops.append(UpdateOne(match, full))
+        modified = 0
+        try:
+            for start in range(0, len(ops), UPDATES_PER_COMMAND):
+                result = await collection.bulk_write(ops[start:start + UPDATES_PER_COMMAND], ordered=False)
+                modified += result.modified_count
+        except BaseException:
+            self._relay.give_back(collection, published)
+            raise
+        if modified == len(ops):
+            await self._dispatch(collection, {i: f for i, f in staged.items() if f})
+        else:
+            # Some guards missed: clearing again what was already cleared changes nothing, and only the
+            # entries that are stored go out.
+            self._relay.give_back(collection, published)
+            await self._relay.flush(collection, [i for i, f in staged.items() if f])
+        return modified
+
+    async def _dispatch(self, collection: AsyncCollection[Doc], entries: Mapping[Any, Mapping[str, Any]]) -> None:
+        if not any(entries.values()):
+            return
+        if _IN_BATCH.get():
+            await self._relay.hand_over(collection, entries)
+        else:
+            await self._relay.written(collection, entries)

@@ -17,16 +17,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .messaging import EventPublisher, make_broker
-from .outbox import OutboxRelay
+from .messaging import BatchHandler, EventConsumer, EventHandler, EventPublisher, make_broker
+from .outbox import Outbox, OutboxRelay
 from .problems import install_problem_handlers
 from .settings import ServiceSettings
 from .store import database, make_mongo_client, ping, pool_size
-from .telemetry import fastapi_telemetry, setup_logging, setup_tracing, trace_requests
+from .telemetry import fastapi_telemetry, flush_spans, setup_logging, setup_tracing, trace_requests
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,36 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
-    def outbox_collections(self, *names: str) -> None:
+    def outbox_for(self, *names: str) -> Outbox:
+        """The service's ``Outbox`` over the collections whose documents carry outbox entries; the relay
+        behind it is started and stopped with the service. Called once, by the composition root."""
         # The relay's polling pass reads through the read pool, off the one writing connection (see OutboxRelay).
         self.relay = OutboxRelay(self.publisher, [self.db[n] for n in names], poll_seconds=self.settings.outbox_poll_seconds,
                                  scan_collections=[self.read_db[n] for n in names])
+        return Outbox(self.relay)
+
+    def consume(self, handlers: dict[str, EventHandler], *, batch_handlers: dict[str, BatchHandler] | None = None,
+                group_id: str | None = None, **options: Any) -> EventConsumer:
+        """Subscribe ``handlers`` (event type → use case) in the service's consumer group: the one way a
+        service subscribes. The consumer keeps the outbox relay in step with its batches."""
+        return EventConsumer(self.broker, self.settings, self.publisher, handlers, batch_handlers=batch_handlers,
+                             group_id=group_id, relay=self.relay, **options)
+
+    def every(self, name: str, seconds: float, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``work`` every ``seconds`` while the service runs. A failed pass is logged and the next
+        one runs on time: a scheduler must not stop over one bad pass."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await work()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s pass failed; the next one runs in %ss", name, seconds)
+                await asyncio.sleep(seconds)
+
+        self.background(name, loop)
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
@@ -115,6 +141,7 @@ class ServiceRuntime:
         if self.read_mongo is not self.mongo:
             await self.read_mongo.close()
         self.started = False
+        flush_spans()
         log.info("%s stopped", self.settings.service_name)
 
     async def readiness(self) -> dict[str, Any]:
@@ -125,7 +152,9 @@ class ServiceRuntime:
             broker_ok = False
         return {"store": store_ok, "broker": broker_ok, "started": self.started}
 
-    def http_app(self, routers: Sequence[APIRouter], *, title: str, description: str = "") -> FastAPI:
+    def http_app(self, routers: Sequence[APIRouter], *, deps: Any, title: str, description: str = "") -> FastAPI:
+        """The service's FastAPI app: its routers, the health probes, problem+json errors, request ids and
+        server spans. ``deps`` (the service's dependency bundle) is what its routes get from ``app_deps``."""
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             await self.start()
@@ -138,6 +167,7 @@ class ServiceRuntime:
                       telemetry=fastapi_telemetry())
         app.state.internal_secret = self.settings.internal_secret.get_secret_value()
         app.state.runtime = self
+        app.state.deps = deps
         install_problem_handlers(app)
         app.add_middleware(RequestIdMiddleware)
         trace_requests(app)
@@ -155,6 +185,12 @@ class ServiceRuntime:
         for router in routers:
             app.include_router(router)
         return app
+
+
+async def app_deps(request: Request) -> Any:
+    """The dependency bundle the composition root gave ``http_app``; each service's ``api`` narrows the type.
+    A coroutine: FastAPI would run a plain function in a worker thread on every request."""
+    return request.app.state.deps
 
 
 class RequestIdMiddleware:

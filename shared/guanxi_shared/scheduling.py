@@ -8,7 +8,6 @@ cannot fire a job twice, and the outbox relay makes sure the events reach Kafka.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from .clock import Clock
 from .events import CloudEvent
-from .outbox import OutboxRelay, outbox_set
+from .outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +83,13 @@ class DueWatch:
 
 
 class DueJobs:
-    def __init__(self, collection: AsyncCollection[Any], clock: Clock, rescan: timedelta = timedelta(seconds=60)) -> None:
+    """Durable one-shot jobs in ``collection``; firing writes the job's events through ``outbox``."""
+
+    def __init__(self, collection: AsyncCollection[Any], clock: Clock, outbox: Outbox,
+                 rescan: timedelta = timedelta(seconds=60)) -> None:
         self.collection = collection
         self.clock = clock
+        self.outbox = outbox
         self.watch = DueWatch(rescan)
 
     async def ensure_indexes(self) -> None:
@@ -102,10 +105,6 @@ class DueJobs:
             upsert=True,
         )
         return result.upserted_id is not None
-
-    async def reschedule(self, key: str, due_at: datetime) -> None:
-        self.watch.note(due_at)
-        await self.collection.update_one({"_id": key, "state": "pending"}, {"$set": {"due_at": due_at}})
 
     async def cancel(self, key: str, reason: str) -> bool:
         r = await self.collection.update_one(
@@ -126,23 +125,15 @@ class DueJobs:
         now = self.clock.now()
         fired = 0
         cursor = self.collection.find({"state": "pending", "due_at": {"$lte": now}}).sort("due_at", ASCENDING).limit(limit)
-        async for job in cursor:
+        # Read first, then write: with one store connection an update issued while the cursor still
+        # holds it would wait for it for ever.
+        for job in [j async for j in cursor]:
             events = await build(job, now)
-            update: dict[str, Any] = {"state": "fired", "fired_at": now}
-            if events:
-                update.update(outbox_set(events))
-            result = await self.collection.update_one({"_id": job["_id"], "state": "pending"}, {"$set": update})
+            result = await self.outbox.update(self.collection, {"_id": job["_id"], "state": "pending"},
+                                              {"$set": {"state": "fired", "fired_at": now}}, events)
             fired += result.modified_count
         return fired
 
-    async def run(self, build: BuildEvents, relay: OutboxRelay | None, interval: float = 1.0) -> None:
-        while True:
-            try:
-                fired = await self.watch.pass_if_due(self.clock.now(), partial(self.fire_due, build))
-                if fired > 0 and relay is not None:
-                    relay.kick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("scheduler pass failed; retrying")
-            await asyncio.sleep(interval)
+    async def pass_if_due(self, build: BuildEvents) -> int:
+        """One scheduler pass (for ``ServiceRuntime.every``): fire what is due, when anything can be."""
+        return await self.watch.pass_if_due(self.clock.now(), partial(self.fire_due, build))

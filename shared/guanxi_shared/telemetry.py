@@ -158,6 +158,7 @@ class ServerSpans:
                         span.set_status(StatusCode.ERROR)
 
 
-def shutdown_tracing() -> None:
+def flush_spans(timeout_ms: int = 5_000) -> None:
+    """Export the spans still buffered (at shutdown: a batch exporter would otherwise drop the last ones)."""
     if _configured is not None:
-        _configured.force_flush(5_000)
+        _configured.force_flush(timeout_ms)

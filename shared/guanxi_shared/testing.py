@@ -15,8 +15,10 @@ Load with ``pytest_plugins = ["guanxi_shared.testing"]``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -26,18 +28,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pymongo import AsyncMongoClient
 
+from .events import CloudEvent
 from .settings import ServiceSettings
 from .telemetry import setup_tracing
 from .topics import CATALOGUE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+INFRA_FIXTURES = {"infra", "make_settings", "topics", "tap", "producer"}
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
@@ -74,6 +80,14 @@ def _start_containers() -> tuple[Infra, Callable[[], None]]:
         mongo.stop()
 
     return Infra(kafka.get_bootstrap_server(), mongo.get_connection_url(), "testcontainers"), stop
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reaches real Kafka or a real store is ``integration`` by what it uses, so the fast tier
+    (``-m "not integration"``) can never include one by mistake."""
+    for item in items:
+        if INFRA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -276,3 +290,26 @@ async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], boo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
         await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, base_url: str = "http://svc") -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app``'s lifespan (connect, subscribe, start its loops) and give an HTTP client calling it in-process."""
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+            yield client
+
+
+async def send_event(producer: AIOKafkaProducer, prefix: str, event: CloudEvent,
+                     headers: dict[str, str] | None = None) -> str:
+    """Put ``event`` on this test's copy of its topic, keyed by its subject, as an external system would."""
+    await producer.send_and_wait(prefix + event.type, event.to_json(), key=event.subject.encode(),
+                                 headers=[(k, v.encode()) for k, v in (headers or {}).items()])
+    return event.id

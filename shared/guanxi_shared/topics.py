@@ -1,4 +1,4 @@
-"""The topic catalogue: one topic per event type (DESIGN.md "Events on Kafka").
+"""The topic catalogue: one topic per event type (docs/events.md).
 
 The CloudEvents ``type`` of an event equals its topic name. Every topic has a dead-letter topic
 ``<topic>.dlq``. Inbound topics carry the whole organisation's order and call-centre traffic, so
@@ -116,4 +116,15 @@ CATALOGUE: tuple[Topic, ...] = (
 )
 
 ALL_TOPICS: tuple[str, ...] = tuple(t.name for t in CATALOGUE)
+
+# Topics whose events for one customer must be handled by one consumer-group member, in turn. Keyed by
+# the customer id, a customer lands on partition hash % n of each; with equal n and the range assignor
+# (``guanxi_shared.messaging``), partition k of every topic goes to the same member. A change to the
+# partition count of one topic of a group must change all of them.
+SAME_PARTITIONING: tuple[tuple[str, ...], ...] = (
+    # The customer service folds a complaint's steps into one summary per complaint, by the step's own time.
+    (COMPLAINT_REGISTERED, COMPLAINT_ACKNOWLEDGED, COMPLAINT_RESOLVED, COMPLAINT_CLOSED, COMPLAINT_REOPENED),
+    # The surveys service is the only writer of a customer's member level and the time it was set.
+    (CUSTOMER_REGISTERED, CUSTOMER_TIER_CHANGED),
+)
 BY_NAME: dict[str, Topic] = {t.name: t for t in CATALOGUE}

@@ -109,16 +109,16 @@ def install_hooks() -> None:
     if purchase_read_delay:
         # Widens the customer service's batch window between reading the customers and writing them:
         # the moment a second writer would do harm.
-        from guanxi_customer import handlers
+        from guanxi_customer.handlers import purchases
 
-        read = handlers._customers_or_stubs
+        read = purchases._customers_or_stubs
 
-        async def slow_read(ctx: Any, *args: Any) -> Any:
-            docs = await read(ctx, *args)
+        async def slow_read(deps: Any, *args: Any) -> Any:
+            docs = await read(deps, *args)
             await asyncio.sleep(purchase_read_delay)
             return docs
 
-        handlers._customers_or_stubs = slow_read
+        purchases._customers_or_stubs = slow_read
 
 
 def main() -> None:

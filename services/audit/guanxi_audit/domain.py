@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from guanxi_shared.errors import Invalid
+
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS: tuple[str, ...] = (
     "seq", "prev_hash", "_id", "type", "source", "subject", "time", "dataversion",
@@ -293,18 +295,29 @@ def is_personal(name: str, value: Any, personal_fields: set[str]) -> bool:
     return False
 
 
-def redaction(record: Mapping[str, Any], personal_fields: Iterable[str], marker: str) -> dict[str, Any] | None:
-    """The ``$set``/``$unset`` update redacting ``record``'s personal fields, or None when nothing is left."""
+@dataclass(frozen=True)
+class Redaction:
+    """The personal fields of one record to replace by the marker: their salts go, their digests stay."""
+
+    fields: tuple[str, ...]
+    redacted: tuple[str, ...]  # every redacted field of the record afterwards, sorted
+    marker: str
+
+    def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """``record`` as it is once redacted."""
+        return {**record, "data": {**record["data"], **dict.fromkeys(self.fields, self.marker)},
+                "salts": {k: v for k, v in (record.get("salts") or {}).items() if k not in self.fields},
+                "redacted": list(self.redacted)}
+
+
+def redaction(record: Mapping[str, Any], personal_fields: Iterable[str], marker: str) -> Redaction | None:
+    """What redacting ``record``'s personal fields changes, or None when nothing is left to redact."""
     personal = set(personal_fields)
     already = set(record.get("redacted") or [])
     names = [n for n, v in (record.get("data") or {}).items() if n not in already and is_personal(n, v, personal)]
     if not names:
         return None
-    update: dict[str, Any] = {
-        "$set": {**{f"data.{n}": marker for n in names}, "redacted": sorted(already | set(names))},
-        "$unset": {f"salts.{n}": "" for n in names},
-    }
-    return update
+    return Redaction(tuple(names), tuple(sorted(already | set(names))), marker)
 
 
 # --- violation rules ---------------------------------------------------------------------------
@@ -321,3 +334,31 @@ def access_violation(role: str, path: str, status: int, role_paths: Mapping[str,
         if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and role not in roles and status < 400:
             return f"role {role} reached {path}, reserved for {', '.join(roles)}"
     return None
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """What an auditor asks for: records by customer (event subject), actor, type or trace id, with an
+    event time range ``[since, until)``."""
+
+    customer_id: str | None = None
+    actor: str | None = None
+    type: str | None = None
+    trace_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name, moment in (("since", self.since), ("until", self.until)):
+            if moment is not None and moment.tzinfo is None:
+                raise Invalid(f"{name} must carry a UTC offset (RFC 3339)")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise Invalid("since must be before until")
+
+    def equalities(self) -> dict[str, str]:
+        """The record fields that must equal a value (empty values ask for nothing)."""
+        wanted = {"subject": self.customer_id, "actor": self.actor, "type": self.type,
+                  "trace_id": self.trace_id.lower() if self.trace_id else None}
+        return {name: value for name, value in wanted.items() if value}

@@ -1,4 +1,4 @@
-"""Use cases of the audit service as plain async functions over an ``Audit`` context."""
+"""Use cases of the audit service: plain async functions over ``Deps``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from guanxi_shared.contracts.audit import AccessRecorded, AuditViolation
 from guanxi_shared.contracts.customer import CustomerErased, CustomerPiiAccessed
 from guanxi_shared.events import CloudEvent, InvalidEvent, new_event, parse_data
 from guanxi_shared.messaging import Delivery, PermanentError, is_transient
-from guanxi_shared.outbox import OutboxRelay
 from guanxi_shared.topics import ACCESS_RECORDED, AUDIT_VIOLATION, CUSTOMER_ERASED, CUSTOMER_PII_ACCESSED
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
@@ -34,11 +33,10 @@ OPEN_ENDED = timedelta(days=365 * 100)
 
 
 @dataclass
-class Audit:
+class Deps:
     store: AuditStore
     settings: AuditSettings
     clock: Clock
-    relay: OutboxRelay
 
     @property
     def key(self) -> str:
@@ -47,21 +45,21 @@ class Audit:
 
 # --- capture -----------------------------------------------------------------------------------
 
-async def capture(audit: Audit, deliveries: list[Delivery]) -> list[tuple[Delivery, BaseException]]:
+async def capture(deps: Deps, deliveries: list[Delivery]) -> list[tuple[Delivery, BaseException]]:
     """Append a batch to the chain (once per event id), then apply the rules to each event."""
     # One span per batch, linked to every producer's span, so each interaction's trace shows its audit.
     links = [Link(trace.get_current_span(d.trace_context).get_span_context()) for d in deliveries]
     with tracer.start_as_current_span("audit capture", kind=SpanKind.CONSUMER, links=[lk for lk in links if lk.context.is_valid],
                                       attributes={"messaging.batch.message_count": len(deliveries)}):
-        return await _capture(audit, deliveries)
+        return await _capture(deps, deliveries)
 
 
-async def _capture(audit: Audit, deliveries: list[Delivery]) -> list[tuple[Delivery, BaseException]]:
-    now = audit.clock.now()
+async def _capture(deps: Deps, deliveries: list[Delivery]) -> list[tuple[Delivery, BaseException]]:
+    now = deps.clock.now()
     captures = [domain.Capture.of(d.event, domain.trace_id_of(d.headers), now) for d in deliveries]
     failures: list[tuple[Delivery, BaseException]] = []
     try:
-        await audit.store.append(captures)
+        await deps.store.append(captures)
     except Exception as exc:
         if is_transient(exc):
             return [(d, exc) for d in deliveries]
@@ -69,63 +67,63 @@ async def _capture(audit: Audit, deliveries: list[Delivery]) -> list[tuple[Deliv
         log.warning("batch append refused (%r); appending one by one", exc)
         for delivery, one in zip(deliveries, captures, strict=True):
             try:
-                await audit.store.append([one])
+                await deps.store.append([one])
             except Exception as single:
                 failures.append((delivery, single if is_transient(single) else PermanentError(repr(single))))
     failed = {id(d) for d, _ in failures}
     try:
-        await _redact_late_arrivals(audit, [d for d in deliveries if id(d) not in failed])
+        await _redact_late_arrivals(deps, [d for d in deliveries if id(d) not in failed])
     except Exception as exc:
         return [*failures, *((d, exc) for d in deliveries if id(d) not in failed)]
     for delivery in deliveries:
         if id(delivery) in failed:
             continue
         try:
-            await apply_rules(audit, delivery.event)
+            await apply_rules(deps, delivery.event)
         except Exception as exc:
             failures.append((delivery, exc))
     return failures
 
 
-async def apply_rules(audit: Audit, event: CloudEvent) -> None:
+async def apply_rules(deps: Deps, event: CloudEvent) -> None:
     """Rules keyed by event type; each is idempotent, so a redelivered event changes nothing."""
     try:
         if event.type == CUSTOMER_PII_ACCESSED:
-            await _bulk_pii_rule(audit, event, parse_data(event, CustomerPiiAccessed))
+            await _bulk_pii_rule(deps, event, parse_data(event, CustomerPiiAccessed))
         elif event.type == ACCESS_RECORDED:
-            await _role_rule(audit, event, parse_data(event, AccessRecorded))
+            await _role_rule(deps, event, parse_data(event, AccessRecorded))
         elif event.type == CUSTOMER_ERASED:
-            await erase(audit, parse_data(event, CustomerErased).customer_id, event.subject)
+            await erase(deps, parse_data(event, CustomerErased).customer_id, event.subject)
     except InvalidEvent as exc:
         # The event is in the trail as it came; a rule cannot judge a malformed one.
         log.warning("rule skipped for %s %s: %s", event.type, event.id, exc)
 
 
-async def _bulk_pii_rule(audit: Audit, event: CloudEvent, read: CustomerPiiAccessed) -> None:
-    s = audit.settings
+async def _bulk_pii_rule(deps: Deps, event: CloudEvent, read: CustomerPiiAccessed) -> None:
+    s = deps.settings
     at = domain.as_utc_ms(read.accessed_at)
-    await audit.store.remember_pii_read(event.id, read.actor, read.customer_id, at)
+    await deps.store.remember_pii_read(event.id, read.actor, read.customer_id, at)
     window = timedelta(seconds=s.bulk_pii_window_seconds)
-    count = await audit.store.distinct_customers_read(read.actor, at - window, at)
+    count = await deps.store.distinct_customers_read(read.actor, at - window, at)
     if count <= s.bulk_pii_max_customers:
         return
     detail = (f"{read.actor} ({read.actor_role}) read clear personal data of {count} customers within "
               f"{s.bulk_pii_window_seconds}s (limit {s.bulk_pii_max_customers})")
-    await _raise(audit, f"bulk_pii_read:{read.actor}", "bulk_pii_read", read.actor, detail, at, at + window,
+    await _raise(deps, f"bulk_pii_read:{read.actor}", "bulk_pii_read", read.actor, detail, at, at + window,
                  trigger=event)
 
 
-async def _role_rule(audit: Audit, event: CloudEvent, access: AccessRecorded) -> None:
-    reason = domain.access_violation(access.role, access.path, access.status, audit.settings.role_paths)
+async def _role_rule(deps: Deps, event: CloudEvent, access: AccessRecorded) -> None:
+    reason = domain.access_violation(access.role, access.path, access.status, deps.settings.role_paths)
     if reason is None:
         return
     at = domain.as_utc_ms(access.at)
-    window = timedelta(seconds=audit.settings.role_violation_window_seconds)
-    await _raise(audit, f"role_violation:{access.actor}", "role_violation", access.actor,
+    window = timedelta(seconds=deps.settings.role_violation_window_seconds)
+    await _raise(deps, f"role_violation:{access.actor}", "role_violation", access.actor,
                  f"{access.actor}: {reason}", at, at + window, trigger=event)
 
 
-async def _raise(audit: Audit, episode: str, rule: str, actor: str | None, detail: str, at: datetime,
+async def _raise(deps: Deps, episode: str, rule: str, actor: str | None, detail: str, at: datetime,
                  until: datetime, *, trigger: CloudEvent | None = None, extra: dict[str, Any] | None = None) -> bool:
     """Publish ``audit.violation`` unless this episode already has one (the episode's key decides)."""
     violation_id = str(uuid.uuid5(VIOLATION_NS, f"{episode}:{at.isoformat()}"))
@@ -136,20 +134,15 @@ async def _raise(audit: Audit, episode: str, rule: str, actor: str | None, detai
     event = new_event(AUDIT_VIOLATION, subject, data, source=SOURCE, id=violation_id,
                       causationid=trigger.id if trigger else None,
                       correlationid=(trigger.correlationid or trigger.id) if trigger else None)
-    opened = await audit.store.open_episode(episode, at, until, event)
+    opened = await deps.store.open_episode(episode, at, until, event)
     if opened:
         log.warning("violation %s: %s", rule, detail)
-        try:
-            await audit.relay.flush(audit.store.episodes, [episode])
-        except Exception:
-            # Stored in the episode's outbox already: the relay loop publishes it when Kafka is back.
-            log.exception("violation %s not published yet; the outbox relay will retry", violation_id)
     return opened
 
 
 # --- erasure -----------------------------------------------------------------------------------
 
-async def _redact_late_arrivals(audit: Audit, deliveries: list[Delivery]) -> None:
+async def _redact_late_arrivals(deps: Deps, deliveries: list[Delivery]) -> None:
     """Redact events that arrive after their customer's erasure.
 
     Topics are not ordered with each other, so a complaint can land after ``customer.erased``.
@@ -159,44 +152,44 @@ async def _redact_late_arrivals(audit: Audit, deliveries: list[Delivery]) -> Non
     subjects = sorted({d.event.subject for d in deliveries if d.event.type != CUSTOMER_ERASED})
     if not subjects:
         return
-    for subject in await audit.store.erased_among(subjects):
-        await audit.store.redact_subject(subject, audit.settings.personal_fields, audit.settings.erasure_marker)
+    for subject in await deps.store.erased_among(subjects):
+        await deps.store.redact_subject(subject, deps.settings.personal_fields, deps.settings.erasure_marker)
 
 
-async def erase(audit: Audit, customer_id: str, subject: str) -> int:
+async def erase(deps: Deps, customer_id: str, subject: str) -> int:
     count = 0
     for who in {customer_id, subject}:
-        count += await audit.store.redact_subject(who, audit.settings.personal_fields, audit.settings.erasure_marker)
+        count += await deps.store.redact_subject(who, deps.settings.personal_fields, deps.settings.erasure_marker)
     return count
 
 
 # --- verification and checkpoints --------------------------------------------------------------
 
-async def _start(audit: Audit) -> tuple[int, str, domain.Break | None]:
-    anchor = await audit.store.anchor()
+async def _start(deps: Deps) -> tuple[int, str, domain.Break | None]:
+    anchor = await deps.store.anchor()
     if anchor is None:
         return 0, domain.GENESIS_HASH, None
     seq, hash_ = int(anchor.get("seq", 0)), str(anchor.get("hash", ""))
     sealed = {**anchor, "_id": seq}
-    if not domain.checkpoint_valid(audit.key, sealed):
+    if not domain.checkpoint_valid(deps.key, sealed):
         return seq, hash_, domain.Break(seq, "archive anchor seal (HMAC) is invalid")
     return seq, hash_, None
 
 
-async def verify(audit: Audit) -> dict[str, Any]:
+async def verify(deps: Deps) -> dict[str, Any]:
     """Re-walk the whole chain; a break opens a ``chain_broken`` episode, a clean walk closes it."""
-    s = audit.settings
-    start_seq, start_hash, anchor_broken = await _start(audit)
+    s = deps.settings
+    start_seq, start_hash, anchor_broken = await _start(deps)
     verifier = domain.ChainVerifier(
-        audit.key, await audit.store.all_checkpoints(), start_seq=start_seq, start_hash=start_hash,
-        erased_subjects=await audit.store.erased_subjects(), personal_fields=s.personal_fields,
+        deps.key, await deps.store.all_checkpoints(), start_seq=start_seq, start_hash=start_hash,
+        erased_subjects=await deps.store.erased_subjects(), personal_fields=s.personal_fields,
         marker=s.erasure_marker)
     if anchor_broken is None:
-        async for record in audit.store.walk(start_seq, s.verify_page_size):
+        async for record in deps.store.walk(start_seq, s.verify_page_size):
             if not verifier.check(record):
                 break
-    broken = anchor_broken or verifier.finish(await audit.store.head_seq())
-    now = audit.clock.now()
+    broken = anchor_broken or verifier.finish(await deps.store.head_seq())
+    now = deps.clock.now()
     result: dict[str, Any] = {
         "ok": broken is None, "checked": verifier.checked,
         "first_broken": broken.as_dict() if broken else None,
@@ -205,98 +198,73 @@ async def verify(audit: Audit) -> dict[str, Any]:
     }
     if broken is not None:
         detail = f"audit chain broken at seq {broken.seq}: {broken.reason}"
-        await _raise(audit, CHAIN_EPISODE, "chain_broken", None, detail, domain.as_utc_ms(now), now + OPEN_ENDED,
+        await _raise(deps, CHAIN_EPISODE, "chain_broken", None, detail, domain.as_utc_ms(now), now + OPEN_ENDED,
                      extra={"seq": broken.seq})
     else:
-        await audit.store.close_episode(CHAIN_EPISODE)
+        await deps.store.close_episode(CHAIN_EPISODE)
     return result
 
 
-async def seal_checkpoint(audit: Audit) -> int | None:
+async def seal_checkpoint(deps: Deps) -> int | None:
     """Seal the tail with an HMAC checkpoint, after checking the records since the last one."""
-    last = await audit.store.last_checkpoint_seq()
-    start_seq, start_hash, broken = await _start(audit)
+    last = await deps.store.last_checkpoint_seq()
+    start_seq, start_hash, broken = await _start(deps)
     if broken is not None:
         return None
     if last > start_seq:
-        previous = await audit.store.record_at(last)
+        previous = await deps.store.record_at(last)
         if previous is None:
             return None  # the sealed record is gone: verification reports it
         start_seq, start_hash = last, str(previous["hash"])
     verifier = domain.ChainVerifier(
-        audit.key, [], start_seq=start_seq, start_hash=start_hash,
-        erased_subjects=await audit.store.erased_subjects(), personal_fields=audit.settings.personal_fields,
-        marker=audit.settings.erasure_marker)
-    async for record in audit.store.walk(start_seq, audit.settings.verify_page_size):
+        deps.key, [], start_seq=start_seq, start_hash=start_hash,
+        erased_subjects=await deps.store.erased_subjects(), personal_fields=deps.settings.personal_fields,
+        marker=deps.settings.erasure_marker)
+    async for record in deps.store.walk(start_seq, deps.settings.verify_page_size):
         if not verifier.check(record):
             log.error("not sealing: chain broken at %s", verifier.broken)
             return None
     if verifier.last_seq <= last:
         return None
-    await audit.store.save_checkpoint(domain.make_checkpoint(audit.key, verifier.last_seq, verifier.last_hash,
-                                                             audit.clock.now()))
+    await deps.store.save_checkpoint(domain.make_checkpoint(deps.key, verifier.last_seq, verifier.last_hash,
+                                                            deps.clock.now()))
     return verifier.last_seq
 
 
 # --- retention ---------------------------------------------------------------------------------
 
-async def archive_expired(audit: Audit, limit: int = 1000) -> int:
+async def archive_expired(deps: Deps, limit: int = 1000) -> int:
     """Move the oldest records past the retention period out of the chain, behind a sealed anchor.
 
     Only a prefix of the chain older than ``max(archive_after_days, retention_min_days)`` moves,
     and only after it verifies; younger records are never touched.
     """
-    s = audit.settings
+    s = deps.settings
     if s.archive_after_days is None:
         return 0
     days = max(s.archive_after_days, s.retention_min_days)
-    cutoff = audit.clock.now() - timedelta(days=days)
-    start_seq, start_hash, broken = await _start(audit)
+    cutoff = deps.clock.now() - timedelta(days=days)
+    start_seq, start_hash, broken = await _start(deps)
     if broken is not None:
         return 0
-    prefix = await audit.store.expired_prefix(start_seq, cutoff, limit)
+    prefix = await deps.store.expired_prefix(start_seq, cutoff, limit)
     if not prefix:
         return 0
     verifier = domain.ChainVerifier(
-        audit.key, [], start_seq=start_seq, start_hash=start_hash,
-        erased_subjects=await audit.store.erased_subjects(), personal_fields=s.personal_fields,
+        deps.key, [], start_seq=start_seq, start_hash=start_hash,
+        erased_subjects=await deps.store.erased_subjects(), personal_fields=s.personal_fields,
         marker=s.erasure_marker)
     for record in prefix:
         if not verifier.check(record):
             log.error("not archiving: chain broken at %s", verifier.broken)
             return 0
     last = prefix[-1]
-    anchor = domain.make_checkpoint(audit.key, int(last["seq"]), str(last["hash"]), audit.clock.now())
-    await audit.store.archive_prefix(prefix, {**anchor, "_id": "anchor"})
+    anchor = domain.make_checkpoint(deps.key, int(last["seq"]), str(last["hash"]), deps.clock.now())
+    await deps.store.archive_prefix(prefix, {**anchor, "_id": "anchor"})
     return len(prefix)
 
 
 # --- queries -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RecordQuery:
-    customer_id: str | None = None
-    actor: str | None = None
-    type: str | None = None
-    trace_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def filters(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, value in (("subject", self.customer_id), ("actor", self.actor), ("type", self.type),
-                            ("trace_id", self.trace_id.lower() if self.trace_id else None)):
-            if value:
-                out[name] = value
-        span: dict[str, Any] = {}
-        if self.since is not None:
-            span["$gte"] = self.since
-        if self.until is not None:
-            span["$lt"] = self.until
-        if span:
-            out["time"] = span
-        return out
-
 
 def view(record: dict[str, Any]) -> dict[str, Any]:
     """What an auditor sees of a record (salts stay inside: they would let erased values be guessed)."""
@@ -308,17 +276,17 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def find_records(audit: Audit, query: RecordQuery, cursor: int, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    rows = await audit.store.query(query.filters(), cursor, limit + 1)
+async def find_records(deps: Deps, query: domain.RecordQuery, cursor: int, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    rows = await deps.store.query(query, cursor, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return [view(r) for r in rows], (str(rows[-1]["seq"]) if more and rows else None)
 
 
-async def export_records(audit: Audit, query: RecordQuery, page: int = 500) -> AsyncIterator[dict[str, Any]]:
+async def export_records(deps: Deps, query: domain.RecordQuery, page: int = 500) -> AsyncIterator[dict[str, Any]]:
     cursor = 0
     while True:
-        rows = await audit.store.query(query.filters(), cursor, page)
+        rows = await deps.store.query(query, cursor, page)
         for row in rows:
             yield view(row)
         if len(rows) < page:

@@ -1,6 +1,7 @@
-"""Mongo storage of the audit trail (PyMongo async; runs on MongoDB 7 and FerretDB 1.24).
+"""Storage of the audit trail: ``AuditStore`` (what the handlers need), ``MongoAuditStore`` on PyMongo's
+asyncio API (MongoDB 7 and FerretDB 1.24) and ``InMemoryAuditStore``, the fake of the fast tests.
 
-Collections:
+Collections (one dict each in the fake):
   records      one document per captured event, ``_id`` = event id (idempotency), unique ``seq``
   chain        ``head`` (a hint of the last seq/hash) and ``anchor`` (where the chain starts after archiving)
   checkpoints  HMAC-sealed (seq, hash) pairs, ``_id`` = seq
@@ -13,37 +14,126 @@ the tail, seals its records after it and inserts them in order; a concurrent wri
 same seq first makes the insert fail on the index, and the loser re-reads the tail and re-seals
 what is left. There is no "claimed but not written" state to heal: a crash mid-insert leaves a
 contiguous, valid prefix; a crash before the head hint is moved leaves the hint behind, and the
-next writer walks forward from it to the real tail.
+next writer walks forward from it to the real tail. Both stores run this one algorithm
+(``_ChainAppend``) over their own four primitives.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import copy
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from guanxi_shared.events import CloudEvent
-from guanxi_shared.outbox import outbox_set
+from guanxi_shared.outbox import Outbox
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from . import domain
 
-log = logging.getLogger(__name__)
+Doc = dict[str, Any]
 
 DUPLICATE_KEY = 11000
 MAX_APPEND_ROUNDS = 100
+ERASED = "customer.erased"
 
 
 class ChainContention(RuntimeError):
     """Other writers kept winning every seq for too long; the batch is retried later."""
 
 
-class AuditStore:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self.db = db
+class AuditStore(Protocol):
+    async def ensure_indexes(self) -> None: ...
+
+    # The chain.
+    async def append(self, captures: Sequence[domain.Capture]) -> list[Doc]:
+        """Append each capture once (by event id), sealed after the real tail; the records this call wrote."""
+        ...
+
+    async def anchor(self) -> Doc | None: ...
+    async def head_seq(self) -> int: ...
+    def walk(self, after_seq: int, page: int) -> AsyncIterator[Doc]:
+        """Every record after ``after_seq`` in seq order, read ``page`` at a time."""
+        ...
+
+    async def record_at(self, seq: int) -> Doc | None: ...
+    async def erased_among(self, subjects: Sequence[str]) -> set[str]: ...
+    async def erased_subjects(self) -> set[str]: ...
+
+    # Checkpoints.
+    async def all_checkpoints(self) -> list[Doc]: ...
+    async def last_checkpoint_seq(self) -> int: ...
+    async def save_checkpoint(self, checkpoint: Doc) -> bool:
+        """False when that seq is sealed already (another instance)."""
+        ...
+
+    # Queries (records without their salts).
+    async def query(self, query: domain.RecordQuery, after_seq: int, limit: int) -> list[Doc]: ...
+
+    # Erasure and retention.
+    async def redact_subject(self, subject: str, personal_fields: Sequence[str], marker: str) -> int:
+        """Redact the customer's records in the chain and in the archive; how many changed."""
+        ...
+
+    async def expired_prefix(self, after_seq: int, older_than: datetime, limit: int) -> list[Doc]: ...
+    async def archive_prefix(self, records: Sequence[Doc], anchor: Doc) -> None: ...
+
+    # Violation rules.
+    async def remember_pii_read(self, event_id: str, actor: str, customer_id: str, at: datetime) -> None: ...
+    async def distinct_customers_read(self, actor: str, since: datetime, until: datetime) -> int: ...
+    async def open_episode(self, key: str, at: datetime, until: datetime, violation: CloudEvent) -> bool:
+        """Open the episode with its ``violation`` to publish, unless one is open at ``at`` (then it is
+        extended to ``until``); True when this call opened it."""
+        ...
+
+    async def close_episode(self, key: str) -> None: ...
+
+
+class _ChainAppend(ABC):
+    """The append algorithm both stores share, over their primitives."""
+
+    async def append(self, captures: Sequence[domain.Capture]) -> list[Doc]:
+        stored = await self._stored_ids([c.event_id for c in captures])
+        pending = [c for c in captures if c.event_id not in stored]
+        written: list[Doc] = []
+        for _ in range(MAX_APPEND_ROUNDS):
+            if not pending:
+                return written
+            seq, hash_ = await self.tail()
+            records = domain.seal_chain(pending, seq, hash_)
+            inserted = await self._insert_in_order(records)
+            written += records[:inserted]
+            if inserted:
+                last = records[inserted - 1]
+                await self._move_head(last["seq"], last["hash"])
+            # What is left: neither written now nor (on an id collision) by another instance.
+            done = await self._stored_ids([c.event_id for c in pending])
+            pending = [c for c in pending if c.event_id not in done]
+        raise ChainContention(f"{len(pending)} records not appended after {MAX_APPEND_ROUNDS} rounds")
+
+    @abstractmethod
+    async def tail(self) -> tuple[int, str]:
+        """The real last (seq, hash): the head hint, then any records written after it."""
+
+    @abstractmethod
+    async def _stored_ids(self, ids: Sequence[str]) -> set[str]: ...
+
+    @abstractmethod
+    async def _insert_in_order(self, records: list[Doc]) -> int:
+        """Insert in order up to the first record whose ``_id`` or ``seq`` is taken; how many went in."""
+
+    @abstractmethod
+    async def _move_head(self, seq: int, hash_: str) -> None:
+        """Move the head hint forward only: a slow writer never moves it back."""
+
+
+class MongoAuditStore(_ChainAppend):
+    def __init__(self, db: AsyncDatabase[Doc], outbox: Outbox) -> None:
+        self._outbox = outbox
         self.records = db["records"]
         self.chain = db["chain"]
         self.checkpoints = db["checkpoints"]
@@ -61,14 +151,7 @@ class AuditStore:
 
     # --- the chain ------------------------------------------------------------------------------
 
-    async def start(self) -> tuple[int, str]:
-        """Where the chain begins: the archive anchor when older records were archived."""
-        anchor = await self.chain.find_one({"_id": "anchor"})
-        if anchor is None:
-            return 0, domain.GENESIS_HASH
-        return int(anchor["seq"]), str(anchor["hash"])
-
-    async def anchor(self) -> dict[str, Any] | None:
+    async def anchor(self) -> Doc | None:
         return await self.chain.find_one({"_id": "anchor"})
 
     async def head_seq(self) -> int:
@@ -76,56 +159,41 @@ class AuditStore:
         return int(head["seq"]) if head else 0
 
     async def tail(self) -> tuple[int, str]:
-        """The real last (seq, hash): the head hint, then any records written after it."""
         head = await self.chain.find_one({"_id": "head"})
-        seq, hash_ = (int(head["seq"]), str(head["hash"])) if head else await self.start()
+        if head is not None:
+            seq, hash_ = int(head["seq"]), str(head["hash"])
+        else:
+            anchor = await self.anchor()
+            seq, hash_ = (int(anchor["seq"]), str(anchor["hash"])) if anchor else (0, domain.GENESIS_HASH)
         last = await self.records.find_one({"seq": {"$gt": seq}}, {"seq": 1, "hash": 1}, sort=[("seq", DESCENDING)])
         if last is not None:
             seq, hash_ = int(last["seq"]), str(last["hash"])
         return seq, hash_
 
     async def _move_head(self, seq: int, hash_: str) -> None:
-        # Only forward: a slow writer never moves the hint back. A lost race is a harmless duplicate.
+        # A lost race is a harmless duplicate: the upsert meets the head another writer moved further.
         try:
             await self.chain.update_one({"_id": "head", "seq": {"$lt": seq}}, {"$set": {"seq": seq, "hash": hash_}},
                                         upsert=True)
         except DuplicateKeyError:
             pass
 
-    async def stored_ids(self, ids: Sequence[str]) -> set[str]:
+    async def _stored_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
         return {d["_id"] async for d in self.records.find({"_id": {"$in": list(ids)}}, {"_id": 1})}
 
-    async def append(self, captures: Sequence[domain.Capture]) -> list[dict[str, Any]]:
-        """Append each capture once (by event id); returns the records this call wrote."""
-        stored = await self.stored_ids([c.event_id for c in captures])
-        pending = [c for c in captures if c.event_id not in stored]
-        written: list[dict[str, Any]] = []
-        for _ in range(MAX_APPEND_ROUNDS):
-            if not pending:
-                return written
-            seq, hash_ = await self.tail()
-            records = domain.seal_chain(pending, seq, hash_)
-            inserted = len(records)
-            try:
-                await self.records.insert_many(records, ordered=True)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                inserted = int(exc.details.get("nInserted", 0))
-            written += records[:inserted]
-            if inserted:
-                last = records[inserted - 1]
-                await self._move_head(last["seq"], last["hash"])
-            # What is left: neither written now nor (on an id collision) by another instance.
-            done = await self.stored_ids([c.event_id for c in pending])
-            pending = [c for c in pending if c.event_id not in done]
-        raise ChainContention(f"{len(pending)} records not appended after {MAX_APPEND_ROUNDS} rounds")
+    async def _insert_in_order(self, records: list[Doc]) -> int:
+        try:
+            await self.records.insert_many(records, ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return int(exc.details.get("nInserted", 0))
+        return len(records)
 
-    async def walk(self, after_seq: int, page: int) -> AsyncIterator[dict[str, Any]]:
-        """Every record after ``after_seq`` in seq order, read in pages (bounded memory)."""
+    async def walk(self, after_seq: int, page: int) -> AsyncIterator[Doc]:
         cursor_seq = after_seq
         while True:
             batch = [d async for d in self.records.find({"seq": {"$gt": cursor_seq}}).sort("seq", ASCENDING).limit(page)]
@@ -138,63 +206,70 @@ class AuditStore:
                 return
             cursor_seq = last
 
+    async def record_at(self, seq: int) -> Doc | None:
+        return await self.records.find_one({"seq": seq})
+
     async def erased_among(self, subjects: Sequence[str]) -> set[str]:
-        query = {"type": "customer.erased", "subject": {"$in": list(subjects)}}
+        query = {"type": ERASED, "subject": {"$in": list(subjects)}}
         return {d["subject"] async for d in self.records.find(query, {"subject": 1})}
 
     async def erased_subjects(self) -> set[str]:
-        return {d["subject"] async for d in self.records.find({"type": "customer.erased"}, {"subject": 1})}
+        return {d["subject"] async for d in self.records.find({"type": ERASED}, {"subject": 1})}
 
     # --- checkpoints ------------------------------------------------------------------------
 
-    async def all_checkpoints(self) -> list[dict[str, Any]]:
+    async def all_checkpoints(self) -> list[Doc]:
         return [d async for d in self.checkpoints.find({}).sort("seq", ASCENDING)]
 
     async def last_checkpoint_seq(self) -> int:
         last = await self.checkpoints.find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
         return int(last["seq"]) if last else 0
 
-    async def record_at(self, seq: int) -> dict[str, Any] | None:
-        return await self.records.find_one({"seq": seq})
-
-    async def save_checkpoint(self, checkpoint: dict[str, Any]) -> bool:
+    async def save_checkpoint(self, checkpoint: Doc) -> bool:
         try:
             await self.checkpoints.insert_one(checkpoint)
         except DuplicateKeyError:
-            return False  # another instance sealed the same seq
+            return False
         return True
 
     # --- queries -----------------------------------------------------------------------------
 
-    async def query(self, filters: dict[str, Any], after_seq: int, limit: int) -> list[dict[str, Any]]:
-        criteria = {**filters, "seq": {"$gt": after_seq}}
+    async def query(self, query: domain.RecordQuery, after_seq: int, limit: int) -> list[Doc]:
+        criteria: Doc = {**query.equalities()}
+        span: Doc = {}
+        if query.since is not None:
+            span["$gte"] = query.since
+        if query.until is not None:
+            span["$lt"] = query.until
+        if span:
+            criteria["time"] = span
+        criteria["seq"] = {"$gt": after_seq}
         return [d async for d in self.records.find(criteria, {"salts": 0}).sort("seq", ASCENDING).limit(limit)]
 
     # --- erasure ----------------------------------------------------------------------------
 
     async def redact_subject(self, subject: str, personal_fields: Sequence[str], marker: str) -> int:
-        """Redact the customer's records in the chain and in the archive; returns how many changed."""
         count = 0
         for collection in (self.records, self.archive):
             async for record in collection.find({"subject": subject}, {"data": 1, "redacted": 1}):
-                update = domain.redaction(record, personal_fields, marker)
-                if update is not None:
-                    await collection.update_one({"_id": record["_id"]}, update)
+                redaction = domain.redaction(record, personal_fields, marker)
+                if redaction is not None:
+                    await collection.update_one({"_id": record["_id"]}, _redaction_update(redaction))
                     count += 1
         return count
 
     # --- retention ----------------------------------------------------------------------------
 
-    async def expired_prefix(self, after_seq: int, older_than: datetime, limit: int) -> list[dict[str, Any]]:
+    async def expired_prefix(self, after_seq: int, older_than: datetime, limit: int) -> list[Doc]:
         """The oldest records, in chain order, up to the first one recorded at or after ``older_than``."""
-        out: list[dict[str, Any]] = []
+        out: list[Doc] = []
         async for doc in self.records.find({"seq": {"$gt": after_seq}}).sort("seq", ASCENDING).limit(limit):
             if doc["recorded_at"] >= older_than:
                 break
             out.append(doc)
         return out
 
-    async def archive_prefix(self, records: Sequence[dict[str, Any]], anchor: dict[str, Any]) -> None:
+    async def archive_prefix(self, records: Sequence[Doc], anchor: Doc) -> None:
         """Copy to the archive, move the anchor, then remove: a crash at any point loses nothing."""
         for record in records:
             await self.archive.replace_one({"_id": record["_id"]}, record, upsert=True)
@@ -210,7 +285,7 @@ class AuditStore:
             pass
 
     async def distinct_customers_read(self, actor: str, since: datetime, until: datetime) -> int:
-        pipeline: list[dict[str, Any]] = [
+        pipeline: list[Doc] = [
             {"$match": {"actor": actor, "at": {"$gte": since, "$lte": until}}},
             {"$group": {"_id": "$customer_id"}},
             {"$count": "n"},
@@ -219,21 +294,17 @@ class AuditStore:
         return int(rows[0]["n"]) if rows else 0
 
     async def open_episode(self, key: str, at: datetime, until: datetime, violation: CloudEvent) -> bool:
-        """Open an episode unless one is open at ``at``; True when this call opened it.
-
-        An open episode is extended instead. The upsert either matches the closed episode or
-        inserts a new one; a collision on ``_id`` means the episode is open: same episode.
-        """
+        # The upsert either matches the closed (or lapsed) episode or inserts a new one; a collision on
+        # ``_id`` means another writer holds it open: the same episode.
         extended = await self.episodes.find_one_and_update(
             {"_id": key, "open": True, "until": {"$gte": at}}, {"$max": {"until": until}},
             return_document=ReturnDocument.AFTER)
         if extended is not None:
             return False
         try:
-            await self.episodes.update_one(
-                {"_id": key, "$or": [{"open": False}, {"until": {"$lt": at}}]},
-                {"$set": {"open": True, "started": at, "until": until, "violation_id": violation.id,
-                          **outbox_set([violation])}},
+            await self._outbox.update(
+                self.episodes, {"_id": key, "$or": [{"open": False}, {"until": {"$lt": at}}]},
+                {"$set": {"open": True, "started": at, "until": until, "violation_id": violation.id}}, [violation],
                 upsert=True)
         except DuplicateKeyError:
             return False
@@ -241,3 +312,158 @@ class AuditStore:
 
     async def close_episode(self, key: str) -> None:
         await self.episodes.update_one({"_id": key, "open": True}, {"$set": {"open": False}})
+
+
+def _redaction_update(redaction: domain.Redaction) -> Doc:
+    return {"$set": {**{f"data.{n}": redaction.marker for n in redaction.fields}, "redacted": list(redaction.redacted)},
+            "$unset": {f"salts.{n}": "" for n in redaction.fields}}
+
+
+class InMemoryAuditStore(_ChainAppend):
+    """The store in dicts, one per collection, documents copied in and out as a database would.
+
+    Every primitive the chain append uses yields to the event loop first, where the Mongo store awaits
+    a round-trip, so concurrent appends interleave (and collide on a seq) as they do on the database.
+    Events of the episodes it opens are recorded in ``published``."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, Doc] = {}
+        self.chain: dict[str, Doc] = {}
+        self.checkpoints: dict[int, Doc] = {}
+        self.archive: dict[str, Doc] = {}
+        self.pii_reads: dict[str, Doc] = {}
+        self.episodes: dict[str, Doc] = {}
+        self.published: list[CloudEvent] = []
+
+    async def ensure_indexes(self) -> None:
+        return None
+
+    def _in_order(self, after_seq: int = 0) -> list[Doc]:
+        return sorted((r for r in self.records.values() if r["seq"] > after_seq), key=lambda r: r["seq"])
+
+    # --- the chain ------------------------------------------------------------------------------
+
+    async def anchor(self) -> Doc | None:
+        return copy.deepcopy(self.chain.get("anchor"))
+
+    async def head_seq(self) -> int:
+        head = self.chain.get("head")
+        return int(head["seq"]) if head else 0
+
+    async def tail(self) -> tuple[int, str]:
+        await asyncio.sleep(0)
+        head = self.chain.get("head") or self.chain.get("anchor")
+        seq, hash_ = (int(head["seq"]), str(head["hash"])) if head else (0, domain.GENESIS_HASH)
+        later = self._in_order(seq)
+        return (int(later[-1]["seq"]), str(later[-1]["hash"])) if later else (seq, hash_)
+
+    async def _move_head(self, seq: int, hash_: str) -> None:
+        await asyncio.sleep(0)
+        head = self.chain.get("head")
+        if head is None or head["seq"] < seq:
+            self.chain["head"] = {"_id": "head", "seq": seq, "hash": hash_}
+
+    async def _stored_ids(self, ids: Sequence[str]) -> set[str]:
+        await asyncio.sleep(0)
+        return {i for i in ids if i in self.records}
+
+    async def _insert_in_order(self, records: list[Doc]) -> int:
+        await asyncio.sleep(0)
+        taken = {r["seq"] for r in self.records.values()}
+        for inserted, record in enumerate(records):
+            if record["_id"] in self.records or record["seq"] in taken:
+                return inserted
+            self.records[record["_id"]] = copy.deepcopy(record)
+            taken.add(record["seq"])
+        return len(records)
+
+    async def walk(self, after_seq: int, page: int) -> AsyncIterator[Doc]:
+        for record in self._in_order(after_seq):
+            yield copy.deepcopy(record)
+
+    async def record_at(self, seq: int) -> Doc | None:
+        return next((copy.deepcopy(r) for r in self.records.values() if r["seq"] == seq), None)
+
+    async def erased_among(self, subjects: Sequence[str]) -> set[str]:
+        return set(subjects) & await self.erased_subjects()
+
+    async def erased_subjects(self) -> set[str]:
+        return {r["subject"] for r in self.records.values() if r["type"] == ERASED}
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    async def all_checkpoints(self) -> list[Doc]:
+        return [copy.deepcopy(self.checkpoints[seq]) for seq in sorted(self.checkpoints)]
+
+    async def last_checkpoint_seq(self) -> int:
+        return max(self.checkpoints, default=0)
+
+    async def save_checkpoint(self, checkpoint: Doc) -> bool:
+        if checkpoint["_id"] in self.checkpoints:
+            return False
+        self.checkpoints[checkpoint["_id"]] = copy.deepcopy(checkpoint)
+        return True
+
+    # --- queries -----------------------------------------------------------------------------
+
+    async def query(self, query: domain.RecordQuery, after_seq: int, limit: int) -> list[Doc]:
+        wanted = query.equalities()
+        # As stored: a time in the query counts to the millisecond, in UTC.
+        since = domain.as_utc_ms(query.since) if query.since is not None else None
+        until = domain.as_utc_ms(query.until) if query.until is not None else None
+        found = [r for r in self._in_order(after_seq)
+                 if all(r.get(k) == v for k, v in wanted.items())
+                 and (since is None or r["time"] >= since) and (until is None or r["time"] < until)]
+        return [{k: copy.deepcopy(v) for k, v in r.items() if k != "salts"} for r in found[:limit]]
+
+    # --- erasure ----------------------------------------------------------------------------
+
+    async def redact_subject(self, subject: str, personal_fields: Sequence[str], marker: str) -> int:
+        count = 0
+        for collection in (self.records, self.archive):
+            for record_id, record in list(collection.items()):
+                redaction = domain.redaction(record, personal_fields, marker) if record["subject"] == subject else None
+                if redaction is not None:
+                    collection[record_id] = redaction.apply(record)
+                    count += 1
+        return count
+
+    # --- retention ----------------------------------------------------------------------------
+
+    async def expired_prefix(self, after_seq: int, older_than: datetime, limit: int) -> list[Doc]:
+        out: list[Doc] = []
+        for record in self._in_order(after_seq)[:limit]:
+            if record["recorded_at"] >= older_than:
+                break
+            out.append(copy.deepcopy(record))
+        return out
+
+    async def archive_prefix(self, records: Sequence[Doc], anchor: Doc) -> None:
+        for record in records:
+            self.archive[record["_id"]] = copy.deepcopy(record)
+        self.chain["anchor"] = copy.deepcopy(anchor)
+        self.records = {k: r for k, r in self.records.items() if r["seq"] > anchor["seq"]}
+
+    # --- violation rules --------------------------------------------------------------------
+
+    async def remember_pii_read(self, event_id: str, actor: str, customer_id: str, at: datetime) -> None:
+        self.pii_reads.setdefault(event_id, {"_id": event_id, "actor": actor, "customer_id": customer_id,
+                                             "at": domain.as_utc_ms(at)})
+
+    async def distinct_customers_read(self, actor: str, since: datetime, until: datetime) -> int:
+        return len({r["customer_id"] for r in self.pii_reads.values()
+                    if r["actor"] == actor and since <= r["at"] <= until})
+
+    async def open_episode(self, key: str, at: datetime, until: datetime, violation: CloudEvent) -> bool:
+        episode = self.episodes.get(key)
+        if episode is not None and episode["open"] and episode["until"] >= at:
+            episode["until"] = max(episode["until"], until)
+            return False
+        self.episodes[key] = {**(episode or {}), "_id": key, "open": True, "started": at, "until": until,
+                              "violation_id": violation.id}
+        self.published.append(violation)
+        return True
+
+    async def close_episode(self, key: str) -> None:
+        if key in self.episodes:
+            self.episodes[key]["open"] = False

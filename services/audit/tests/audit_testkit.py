@@ -9,14 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from guanxi_audit.app import build
-from guanxi_audit.handlers import Audit
+from guanxi_audit.handlers import Deps
 from guanxi_audit.settings import AuditSettings
+from guanxi_audit.store import MongoAuditStore
 from guanxi_shared.auth import Identity, Role, sign_internal
 from guanxi_shared.clock import Clock
 from guanxi_shared.events import CloudEvent, new_event
+from guanxi_shared.testing import serving
 
 
 @dataclass
@@ -26,8 +27,14 @@ class Running:
     settings: AuditSettings
 
     @property
-    def audit(self) -> Audit:
-        return self.app.state.audit  # type: ignore[no-any-return]
+    def deps(self) -> Deps:
+        return self.app.state.deps  # type: ignore[no-any-return]
+
+    @property
+    def store(self) -> MongoAuditStore:
+        """The service's store, whose collections a test reads (and tampers with) directly."""
+        assert isinstance(self.deps.store, MongoAuditStore)
+        return self.deps.store
 
     def headers(self, role: Role = Role.auditor, subject: str = "ada") -> dict[str, str]:
         token = sign_internal(Identity(subject=subject, roles=[role]), self.settings.internal_secret.get_secret_value())
@@ -37,20 +44,14 @@ class Running:
         return await self.http.get(path, params=params, headers=self.headers(role))
 
     async def count(self, **filters: Any) -> int:
-        return await self.audit.store.records.count_documents(filters)
+        return await self.store.records.count_documents(filters)
 
 
 @contextlib.asynccontextmanager
 async def running(settings: AuditSettings, clock: Clock | None = None) -> AsyncIterator[Running]:
     app = build(settings, clock)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://audit") as http:
-            yield Running(app, http, settings)
-
-
-async def send(producer: AIOKafkaProducer, prefix: str, event: CloudEvent, headers: dict[str, str] | None = None) -> None:
-    await producer.send_and_wait(prefix + event.type, event.to_json(), key=event.subject.encode(),
-                                 headers=[(k, v.encode()) for k, v in (headers or {}).items()])
+    async with serving(app, base_url="http://audit") as http:
+        yield Running(app, http, settings)
 
 
 def now_iso() -> str:
@@ -91,5 +92,3 @@ def access(actor: str, role: str, path: str, status: int, customer: str | None =
 def erased(customer: str) -> CloudEvent:
     return new_event("customer.erased", customer, {"customer_id": customer, "erased_at": now_iso(), "actor": "admin-1",
                                                    "reason": "contract terminated"}, source="customer")
-
-

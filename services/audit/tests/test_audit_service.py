@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 import pytest
-from audit_testkit import access, complaint, erased, interaction, pii_read, purchase, running, send
+from audit_testkit import access, complaint, erased, interaction, pii_read, purchase, running
 from guanxi_audit.domain import Capture
 from guanxi_audit.settings import AuditSettings
 from guanxi_shared.auth import Role
-from guanxi_shared.testing import eventually
+from guanxi_shared.testing import eventually, send_event
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +25,12 @@ async def test_events_of_several_topics_are_captured_once_and_readable_by_audito
     settings = make_settings(AuditSettings)
     async with running(settings) as svc:
         buy = purchase("c-1", "o-1")
-        await send(producer, topics, buy, {"traceparent": TRACEPARENT})
-        await send(producer, topics, buy)  # redelivered by the order system
-        await send(producer, topics, complaint("c-1"))
-        await send(producer, topics, pii_read("c-2", "alice"))
-        await send(producer, topics, access("bob", "agent", "/api/v1/customers/{id}", 200, "c-2"))
-        await send(producer, topics, interaction("c-1"))  # after the duplicate on c-1's partition
+        await send_event(producer, topics, buy, {"traceparent": TRACEPARENT})
+        await send_event(producer, topics, buy)  # redelivered by the order system
+        await send_event(producer, topics, complaint("c-1"))
+        await send_event(producer, topics, pii_read("c-2", "alice"))
+        await send_event(producer, topics, access("bob", "agent", "/api/v1/customers/{id}", 200, "c-2"))
+        await send_event(producer, topics, interaction("c-1"))  # after the duplicate on c-1's partition
         await eventually(svc.count, lambda n: n >= 5, what="five records")
         await eventually(lambda: svc.count(type="interaction.logged"), lambda n: n == 1, what="the marker")
         assert await svc.count() == 5
@@ -82,12 +82,13 @@ async def test_events_of_several_topics_are_captured_once_and_readable_by_audito
 
 
 async def test_each_kind_of_tampering_is_detected_with_the_record_that_breaks(make_settings, topics, producer, tap) -> None:
+    """Tampering with the trail is detected (CF-2, CF-3)."""
     settings = make_settings(AuditSettings)
     violations = await tap("audit.violation")
     async with running(settings) as svc:
-        records = svc.audit.store.records
+        records = svc.store.records
         for i in range(5):
-            await send(producer, topics, interaction(f"c-{i}", summary=f"call {i}"))
+            await send_event(producer, topics, interaction(f"c-{i}", summary=f"call {i}"))
         await eventually(svc.count, lambda n: n == 5, what="five records")
         assert (await svc.get("/api/v1/audit/verify")).json()["ok"] is True
 
@@ -134,7 +135,7 @@ async def test_each_kind_of_tampering_is_detected_with_the_record_that_breaks(ma
 
         # 4. Cut the tail.
         last = await records.find_one({}, sort=[("seq", -1)])
-        await eventually(svc.audit.store.head_seq, lambda seq: seq == last["seq"], what="head hint at the tail")
+        await eventually(svc.store.head_seq, lambda seq: seq == last["seq"], what="head hint at the tail")
         await records.delete_one({"_id": last["_id"]})
         first = await broken_at()
         assert first["seq"] == last["seq"] and "missing" in first["reason"]
@@ -149,17 +150,18 @@ async def test_each_kind_of_tampering_is_detected_with_the_record_that_breaks(ma
 
 
 async def test_violation_rules_fire_once_per_episode(make_settings, topics, producer, tap) -> None:
+    """Bulk reads and access outside one's role are reported (CF-3)."""
     settings = make_settings(AuditSettings, bulk_pii_max_customers=2)
     violations = await tap("audit.violation")
     async with running(settings) as svc:
         for customer in ("c-1", "c-2", "c-3", "c-4", "c-1"):
-            await send(producer, topics, pii_read(customer, "alice"))
-        await send(producer, topics, pii_read("c-1", "bob"))
-        await send(producer, topics, pii_read("c-2", "bob"))
+            await send_event(producer, topics, pii_read(customer, "alice"))
+        await send_event(producer, topics, pii_read("c-1", "bob"))
+        await send_event(producer, topics, pii_read("c-2", "bob"))
         for _ in range(2):
-            await send(producer, topics, access("mallory", "agent", "/api/v1/customers/{id}", 403))
-        await send(producer, topics, access("eve", "agent", "/api/v1/audit/records", 200))
-        await send(producer, topics, access("ada", "auditor", "/api/v1/audit/records", 200))
+            await send_event(producer, topics, access("mallory", "agent", "/api/v1/customers/{id}", 403))
+        await send_event(producer, topics, access("eve", "agent", "/api/v1/audit/records", 200))
+        await send_event(producer, topics, access("ada", "auditor", "/api/v1/audit/records", 200))
         await violations.wait_for(lambda t: len({e["id"] for e in t.events()}) >= 3, what="three violations")
         await eventually(svc.count, lambda n: n >= 11, what="all events captured")
         await violations.settle(1.5)
@@ -171,12 +173,13 @@ async def test_violation_rules_fire_once_per_episode(make_settings, topics, prod
 
 
 async def test_erasure_redacts_personal_values_and_the_chain_still_verifies(make_settings, topics, producer) -> None:
+    """Erasure leaves a trace an auditor can follow (CI-6)."""
     settings = make_settings(AuditSettings)
     async with running(settings) as svc:
-        await send(producer, topics, complaint("c-gone"))
-        await send(producer, topics, interaction("c-gone", summary="told us her address"))
-        await send(producer, topics, complaint("c-kept"))
-        await send(producer, topics, erased("c-gone"))
+        await send_event(producer, topics, complaint("c-gone"))
+        await send_event(producer, topics, interaction("c-gone", summary="told us her address"))
+        await send_event(producer, topics, complaint("c-kept"))
+        await send_event(producer, topics, erased("c-gone"))
         await eventually(lambda: svc.count(type="customer.erased"), what="erasure captured")
 
         async def gone() -> list[dict[str, Any]]:
@@ -191,7 +194,7 @@ async def test_erasure_redacts_personal_values_and_the_chain_still_verifies(make
         assert by_type["interaction.logged"]["data"]["summary"] == "[erased]"
         kept = (await svc.get("/api/v1/audit/records", customer_id="c-kept")).json()["items"]
         assert "13800138000" in kept[0]["data"]["description"] and kept[0]["redacted"] == []
-        raw = json.dumps([d async for d in svc.audit.store.records.find({"subject": "c-gone"})], default=str)
+        raw = json.dumps([d async for d in svc.store.records.find({"subject": "c-gone"})], default=str)
         assert "13800138000" not in raw and "her address" not in raw
         verdict = (await svc.get("/api/v1/audit/verify")).json()
         assert verdict["ok"] is True and verdict["checked"] == 4
@@ -201,12 +204,12 @@ async def test_two_instances_capturing_at_once_never_fork_the_chain(make_setting
     settings = make_settings(AuditSettings, batch_max_records=5)
     async with running(settings) as one, running(settings) as two:
         events = [interaction(f"c-{i % 7}", summary=f"call {i}") for i in range(40)]
-        await asyncio.gather(*(send(producer, topics, e) for e in events))
+        await asyncio.gather(*(send_event(producer, topics, e) for e in events))
         # Both instances also append the same events directly, racing the consumers for each seq.
         caps = [Capture.of(e, None, e.time) for e in events[:20]]
-        await asyncio.gather(one.audit.store.append(caps), two.audit.store.append(list(reversed(caps))))
+        await asyncio.gather(one.store.append(caps), two.store.append(list(reversed(caps))))
         await eventually(one.count, lambda n: n >= 40, what="forty records")
-        seqs = sorted([d["seq"] async for d in one.audit.store.records.find({}, {"seq": 1})])
+        seqs = sorted([d["seq"] async for d in one.store.records.find({}, {"seq": 1})])
         assert seqs == list(range(1, 41))
         for instance in (one, two):
             verdict = (await instance.get("/api/v1/audit/verify")).json()

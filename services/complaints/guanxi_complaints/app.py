@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 from guanxi_shared.clock import Clock, SystemClock
 from guanxi_shared.runtime import ServiceRuntime, serve
 
 from . import handlers
-from .api import make_router
-from .crisis import CrisisRule
-from .domain import Policy
+from .api import ROUTERS
+from .domain import Policy, WorkingCalendar
+from .domain.crisis import CrisisRule
 from .settings import ComplaintsSettings
-from .store import CASES, CRISIS, CaseStore, CrisisStore
+from .store import CASES, CRISIS, CaseStore, CrisisStore, MongoCaseStore, MongoCrisisStore
 from .subscribers import subscribe
-from .workdays import WorkingCalendar
 
 
 def make_policy(settings: ComplaintsSettings) -> Policy:
@@ -43,44 +42,42 @@ def make_policy(settings: ComplaintsSettings) -> Policy:
     )
 
 
-def build(settings: ComplaintsSettings | None = None, clock: Clock | None = None) -> FastAPI:
-    settings = settings or ComplaintsSettings()
-    clock = clock or SystemClock()
-    runtime = ServiceRuntime(settings)
-    runtime.outbox_collections(CASES, CRISIS)
-    deps = handlers.Deps(
-        cases=CaseStore(runtime.db, read_db=runtime.read_db),
-        crisis_store=CrisisStore(runtime.db),
-        relay=runtime.relay,
+def make_deps(settings: ComplaintsSettings, clock: Clock, cases: CaseStore, crisis_store: CrisisStore) -> handlers.Deps:
+    """The handlers' dependencies over the given stores (the Mongo ones here, the in-memory fakes in tests)."""
+    bucket = timedelta(minutes=settings.crisis_bucket_minutes)
+    return handlers.Deps(
+        cases=cases,
+        crisis_store=crisis_store,
         policy=make_policy(settings),
         clock=clock,
-        crisis_rule=CrisisRule(window=timedelta(minutes=settings.crisis_window_minutes),
-                               bucket=timedelta(minutes=settings.crisis_bucket_minutes),
+        crisis_rule=CrisisRule(window=timedelta(minutes=settings.crisis_window_minutes), bucket=bucket,
                                baseline_windows=settings.crisis_baseline_windows, min_count=settings.crisis_min_count,
                                ratio=settings.crisis_ratio),
         # A run of low scores is compared with no baseline: the count alone decides.
-        low_score_rule=CrisisRule(window=timedelta(minutes=settings.low_score_window_minutes),
-                                  bucket=timedelta(minutes=settings.crisis_bucket_minutes), baseline_windows=1,
-                                  min_count=settings.low_score_run, ratio=0.0),
+        low_score_rule=CrisisRule(window=timedelta(minutes=settings.low_score_window_minutes), bucket=bucket,
+                                  baseline_windows=1, min_count=settings.low_score_run, ratio=0.0),
         low_score_opens_case=settings.low_score_opens_case,
+        max_page_size=settings.max_page_size,
     )
+
+
+def build(settings: ComplaintsSettings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or ComplaintsSettings()
+    runtime = ServiceRuntime(settings)
+    outbox = runtime.outbox_for(CASES, CRISIS)
+    cases = MongoCaseStore(runtime.db, outbox, read_db=runtime.read_db)
+    crisis_store = MongoCrisisStore(runtime.db, outbox)
+    deps = make_deps(settings, clock or SystemClock(), cases, crisis_store)
 
     @runtime.on_startup
     async def _indexes() -> None:
-        await deps.cases.ensure_indexes()
-        await deps.crisis_store.ensure_indexes()
+        await cases.ensure_indexes()
+        await crisis_store.ensure_indexes()
 
-    async def watcher() -> None:
-        while True:
-            await handlers.watch_once(deps)
-            await asyncio.sleep(settings.watcher_interval_seconds)
-
-    runtime.background("deadline-watcher", watcher)
-    subscribe(runtime.broker, settings, runtime.publisher, deps)
-    app = runtime.http_app([make_router(deps, settings.max_page_size)], title="Guanxi complaints service",
-                           description="cases, deadlines on working days, escalation, crisis watch")
-    app.state.deps = deps
-    return app
+    runtime.every("deadline-watcher", settings.watcher_interval_seconds, partial(handlers.watch_once, deps))
+    subscribe(runtime, deps)
+    return runtime.http_app(ROUTERS, deps=deps, title="Guanxi complaints service",
+                            description="cases, deadlines on working days, escalation, crisis watch")
 
 
 def main() -> None:

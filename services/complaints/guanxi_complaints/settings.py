@@ -42,12 +42,12 @@ class ComplaintsSettings(ServiceSettings):
     deadline_lead_minutes: int = Field(240, ge=0)
     unowned_grace_minutes: int = Field(120, ge=0)
     follow_up_window_days: float = Field(7.0, gt=0)
-    # Deadlines are minutes to days away, so a few seconds' delay in noticing one changes nothing; the
-    # pass is a query over the cases, which FerretDB answers by reading all of them (~0.3 s at a few
-    # hundred cases under load) on the connection the intake also needs.
+    # Deadlines are minutes to days away, so a few seconds' delay in noticing one changes nothing, and
+    # each pass is a query over the cases that the store may answer by reading all of them
+    # (``MongoCaseStore.due_for_check``).
     watcher_interval_seconds: float = Field(10.0, gt=0)
-    # Every write publishes its own events (handlers.py); the poll only catches what a crash or a
-    # broker outage left behind, and each pass is also a read of every case on FerretDB.
+    # Every write publishes its own events (the store writes through ``Outbox``); the poll only catches
+    # what a crash or a broker outage left behind, and each pass is a query over every case.
     outbox_poll_seconds: float = Field(5.0, gt=0)
 
     # Crisis early warning (CP-7).

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import holidays
 import pytest
-from guanxi_complaints.workdays import WorkingCalendar
+from guanxi_complaints.domain.workdays import WorkingCalendar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

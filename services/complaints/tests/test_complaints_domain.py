@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from guanxi_complaints import crisis, domain, kpis
-from guanxi_complaints.domain import Case, Deadline, IllegalTransition, Intake, NotPermitted, Policy, Status
-from guanxi_complaints.workdays import WorkingCalendar
+from guanxi_complaints import domain
+from guanxi_complaints.domain import Case, Deadline, IllegalTransition, Intake, NotPermitted, Policy, Status, crisis, kpis
+from guanxi_complaints.domain.workdays import WorkingCalendar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +19,7 @@ POLICY = Policy(calendar=WorkingCalendar(), acknowledge_minutes_by_severity={"ur
 def intake(**kw: object) -> Intake:
     values: dict[str, object] = {"source": "call-centre", "customer_id": "c-1", "channel": "phone", "category": "billing",
                                  "severity": "normal", "description": "charged twice", "received_at": RECEIVED,
-                                 "external_ref": "CC-1", "event_id": "ev-1"}
+                                 "external_ref": "REF-1", "event_id": "ev-1"}
     values.update(kw)
     return Intake(**values)  # type: ignore[arg-type]
 
@@ -29,6 +29,7 @@ def opened(policy: Policy = POLICY, **kw: object) -> Case:
 
 
 def test_opening_acknowledges_at_once_and_computes_the_four_deadlines() -> None:
+    """Receipt 24 h, opinion 3 and answer 15 working days (CP-2)."""
     out = domain.open_case(intake(), POLICY, RECEIVED + timedelta(minutes=1))
     case = out.case
     assert [e.type for e in out.events] == ["complaint.registered", "complaint.acknowledged"]
@@ -44,6 +45,7 @@ def test_opening_acknowledges_at_once_and_computes_the_four_deadlines() -> None:
 
 
 def test_without_auto_acknowledge_the_case_waits_and_urgent_gets_one_hour() -> None:
+    """An urgent complaint is acknowledged within 1 hour (CC-3)."""
     policy = Policy(calendar=POLICY.calendar, auto_acknowledge=False, acknowledge_minutes_by_severity={"urgent": 60})
     case = opened(policy, severity="urgent")
     assert case.status == Status.received
@@ -61,6 +63,7 @@ def test_case_id_is_the_complaint_id_or_stable_from_source_and_reference() -> No
 
 
 def test_full_lifecycle_records_actor_and_time_for_every_step() -> None:
+    """Every lifecycle step, with who took it and when (CP-3)."""
     case = opened()
     t = RECEIVED + timedelta(hours=2)
     steps = [
@@ -103,11 +106,13 @@ def test_full_lifecycle_records_actor_and_time_for_every_step() -> None:
     ],
 )
 def test_illegal_transitions_are_refused_with_a_clear_reason(command, message: str) -> None:
+    """Only the lifecycle's transitions are allowed (CP-3)."""
     with pytest.raises(IllegalTransition, match=message):
         command(opened(), RECEIVED + timedelta(hours=1))
 
 
 def test_closed_case_refuses_everything_but_reopen() -> None:
+    """A closed complaint can only be reopened (CP-3)."""
     t = RECEIVED + timedelta(hours=1)
     case = domain.resolve(opened(), "done", "a", t, POLICY).case
     case = domain.close(case, "a", t, POLICY).case
@@ -129,6 +134,7 @@ def test_agents_act_only_on_their_own_or_unowned_cases() -> None:
 
 
 def test_resolving_at_first_contact_counts_as_first_contact_resolution() -> None:
+    """First-contact resolution (KP-1)."""
     case = domain.resolve(opened(), "explained", "a", RECEIVED + timedelta(hours=1), POLICY).case
     assert case.first_contact_resolution is True
     assert case.deadlines[Deadline.preliminary_opinion].outcome(RECEIVED) == "met"
@@ -137,6 +143,7 @@ def test_resolving_at_first_contact_counts_as_first_contact_resolution() -> None
 
 
 def test_watcher_warns_then_breaches_each_deadline_exactly_once_and_escalates() -> None:
+    """A missed deadline is noticed when it passes (CP-5) and escalated to a supervisor (CP-4)."""
     case = domain.assign(opened(), "alice", "sup", RECEIVED, POLICY).case
     due = case.deadlines[Deadline.preliminary_opinion].due_at
     assert case.next_check_at == due - POLICY.lead_time
@@ -153,6 +160,7 @@ def test_watcher_warns_then_breaches_each_deadline_exactly_once_and_escalates() 
 
 
 def test_a_late_watcher_reports_the_breach_without_a_stale_warning() -> None:
+    """Every missed deadline is reported (CP-5)."""
     case = domain.assign(opened(), "alice", "sup", RECEIVED, POLICY).case
     out = domain.tick(case, datetime(2026, 11, 30, tzinfo=UTC), POLICY)
     breached = sorted(e.data["deadline"] for e in out.events if e.type == "complaint.deadline_breached")
@@ -162,6 +170,7 @@ def test_a_late_watcher_reports_the_breach_without_a_stale_warning() -> None:
 
 
 def test_unowned_case_escalates_once_after_the_grace_period() -> None:
+    """A complaint without an owner is escalated (CP-4)."""
     case = opened()
     assert domain.tick(case, case.opened_at + timedelta(minutes=119), POLICY).events == []
     out = domain.tick(case, case.opened_at + POLICY.unowned_grace, POLICY)
@@ -170,6 +179,7 @@ def test_unowned_case_escalates_once_after_the_grace_period() -> None:
 
 
 def test_resolved_case_closes_itself_after_the_follow_up_window() -> None:
+    """Closed once the follow-up window has passed (CP-3)."""
     case = domain.assign(opened(), "alice", "alice", RECEIVED, POLICY).case
     case = domain.resolve(case, "done", "alice", RECEIVED + timedelta(hours=1), POLICY).case
     assert domain.tick(case, case.resolved_at + timedelta(days=6), POLICY).events == []  # type: ignore[operator]
@@ -203,6 +213,7 @@ def test_waiting_on_the_customer_pauses_deadlines_when_configured() -> None:
 
 
 def test_erasure_removes_free_text_but_keeps_the_facts() -> None:
+    """Erasure removes the personal free text of a case (CI-6)."""
     case = domain.give_preliminary_opinion(opened(), "call 13800000000", "a", RECEIVED, POLICY).case
     case = domain.reopen(domain.resolve(case, "refund to me@x.cn", "a", RECEIVED, POLICY).case, "my phone", "a",
                          RECEIVED, POLICY).case
@@ -247,6 +258,7 @@ NEXT = {
 @given(auto=st.booleans(), script=st.lists(st.tuples(st.sampled_from(sorted(COMMANDS)),
                                                      st.integers(min_value=0, max_value=72 * 60)), max_size=15))
 def test_any_command_sequence_keeps_the_lifecycle_legal(auto: bool, script: list[tuple[str, int]]) -> None:
+    """No sequence of commands leaves the lifecycle (CP-3)."""
     policy = Policy(calendar=POLICY.calendar, auto_acknowledge=auto)
     case = domain.open_case(intake(), policy, RECEIVED).case
     now = RECEIVED
@@ -280,6 +292,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def test_a_burst_over_the_baseline_spikes_and_a_steady_flow_does_not() -> None:
+    """A sudden rise is told from a steady flow (CP-7)."""
     steady = [(NOW - timedelta(minutes=5 * i), 1) for i in range(60)]  # 12 per hour for 5 hours
     reading = crisis.read(steady, NOW, RULE)
     assert reading.count == 12 and reading.baseline == 12 and not reading.spiking
@@ -295,10 +308,11 @@ def test_alert_ids_are_stable_per_episode() -> None:
 
 
 def test_kpis_count_sla_resolution_and_first_contact() -> None:
+    """SLA per deadline, resolution and first contact (KP-1); breaches counted (CP-5); root causes (CP-6)."""
     t = RECEIVED + timedelta(hours=1)
     fast = domain.resolve(domain.assign(opened(), "alice", "alice", t, POLICY, team="north").case, "ok", "alice", t,
                           POLICY, apology=True, root_cause="billing_error").case
-    slow = domain.assign(opened(external_ref="CC-2"), "bob", "bob", t, POLICY, team="south").case
+    slow = domain.assign(opened(external_ref="REF-2"), "bob", "bob", t, POLICY, team="south").case
     slow = domain.tick(slow, datetime(2026, 10, 12, tzinfo=CST), POLICY).case  # preliminary opinion breached
     report = kpis.compute([fast, slow], datetime(2026, 10, 12, tzinfo=CST))
     overall = report["overall"]
@@ -319,6 +333,7 @@ bucket_counts = st.lists(st.tuples(st.integers(min_value=0, max_value=12 * 5 - 1
 @settings(max_examples=150, deadline=None)
 @given(history=bucket_counts, burst=st.integers(min_value=1, max_value=100))
 def test_more_complaints_now_never_lower_the_reading(history: list[tuple[int, int]], burst: int) -> None:
+    """The crisis reading rises with the complaints (CP-7)."""
     counts = [(crisis.bucket_of(NOW, RULE.bucket) - RULE.bucket * i, n) for i, n in history]
     before = crisis.read(counts, NOW, RULE)
     after = crisis.read([*counts, (crisis.bucket_of(NOW, RULE.bucket), burst)], NOW, RULE)

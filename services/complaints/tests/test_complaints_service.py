@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from guanxi_complaints import domain, handlers
 from guanxi_complaints.app import build
-from guanxi_complaints.domain import Intake
+from guanxi_complaints.domain import Actor, Intake
 from guanxi_complaints.settings import ComplaintsSettings
+from guanxi_complaints.store import MongoCaseStore
 from guanxi_shared.auth import Identity, Role, sign_internal
 from guanxi_shared.clock import ManualClock
 from guanxi_shared.events import new_event
-from guanxi_shared.testing import eventually
+from guanxi_shared.testing import eventually, send_event, serving
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +30,6 @@ LIFECYCLE = ("complaint.registered", "complaint.acknowledged", "complaint.assign
 def complaint(customer: str, **kw: Any) -> dict[str, Any]:
     return {"customer_id": customer, "channel": "phone", "category": "billing", "severity": "normal",
             "description": "charged twice for one order", "received_at": RECEIVED.isoformat(), **kw}
-
-
-@contextlib.asynccontextmanager
-async def running(settings: ComplaintsSettings, clock: ManualClock) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = build(settings, clock)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as client:
-            yield app, client
 
 
 def who(settings: ComplaintsSettings, subject: str, *roles: Role, team: str | None = None) -> dict[str, str]:
@@ -62,17 +51,17 @@ def _get(obj: dict[str, Any], dotted: str) -> Any:
 
 async def send(producer: Any, topics: str, type_: str, customer: str, data: dict[str, Any], source: str = "call-centre",
                event_id: str | None = None) -> None:
-    event = new_event(type_, customer, data, source=source, id=event_id)
-    await producer.send_and_wait(topics + type_, event.to_json(), key=customer.encode())
+    await send_event(producer, topics, new_event(type_, customer, data, source=source, id=event_id))
 
 
 async def test_intake_from_kafka_and_gateway_is_idempotent_and_rejects_bad_input(make_settings, topics, tap,
                                                                                  producer) -> None:
+    """Intake from the gateway and a call centre (CP-1)."""
     settings = make_settings(ComplaintsSettings)
     clock = ManualClock(RECEIVED + timedelta(minutes=1))
     out = await tap("complaint.registered", "complaint.acknowledged", "complaint.received.dlq")
     gateway_id = str(uuid.uuid4())
-    async with running(settings, clock) as (_, client):
+    async with serving(build(settings, clock)) as client:
         agent = who(settings, "alice")
         missing = await client.get(f"/api/v1/complaints/{gateway_id}", headers=agent)
         assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
@@ -80,19 +69,19 @@ async def test_intake_from_kafka_and_gateway_is_idempotent_and_rejects_bad_input
         # The gateway's event carries complaint_id; a call centre only its own reference, sent twice.
         await send(producer, topics, "complaint.received", "c-1", complaint("c-1", complaint_id=gateway_id, channel="web"),
                    source="guanxi.gateway")
-        await send(producer, topics, "complaint.received", "c-1", complaint("c-1", external_ref="CC-77"))
-        await send(producer, topics, "complaint.received", "c-1", complaint("c-1", external_ref="CC-77"))
+        await send(producer, topics, "complaint.received", "c-1", complaint("c-1", external_ref="REF-77"))
+        await send(producer, topics, "complaint.received", "c-1", complaint("c-1", external_ref="REF-77"))
         # The same complaint_id again from the gateway (a retried publish) is one complaint too.
         await send(producer, topics, "complaint.received", "c-1", complaint("c-1", complaint_id=gateway_id, channel="web"),
                    source="guanxi.gateway")
         # A retried gateway request with the caller's reference gets a new complaint_id: an alias.
         alias_id = str(uuid.uuid4())
         await send(producer, topics, "complaint.received", "c-1", complaint("c-1", complaint_id=alias_id,
-                                                                            external_ref="CC-77"), source="call-centre")
-        bad = complaint("c-1", external_ref="CC-78")
+                                                                            external_ref="REF-77"), source="call-centre")
+        bad = complaint("c-1", external_ref="REF-78")
         del bad["severity"]
         await send(producer, topics, "complaint.received", "c-1", bad)
-        await send(producer, topics, "complaint.received", "c-1", complaint("c-2", external_ref="CC-79"))
+        await send(producer, topics, "complaint.received", "c-1", complaint("c-2", external_ref="REF-79"))
 
         await out.wait_for(lambda t: len(t.events("complaint.received.dlq")) >= 2, what="two dead letters")
         await out.wait_for(lambda t: len(t.events("complaint.acknowledged")) >= 2, what="two acknowledgements")
@@ -109,8 +98,8 @@ async def test_intake_from_kafka_and_gateway_is_idempotent_and_rejects_bad_input
                                      "preliminary_opinion": "2026-10-10T18:00:00+08:00",
                                      "investigation": None, "formal_answer": "2026-10-27T18:00:00+08:00"}
         ref_id = domain.case_id_for(Intake(source="call-centre", customer_id="c-1", channel="phone", category="billing",
-                                           severity="normal", description="x", received_at=RECEIVED, external_ref="CC-77"))
-        assert (await client.get(f"/api/v1/complaints/{ref_id}", headers=agent)).json()["external_ref"] == "CC-77"
+                                           severity="normal", description="x", received_at=RECEIVED, external_ref="REF-77"))
+        assert (await client.get(f"/api/v1/complaints/{ref_id}", headers=agent)).json()["external_ref"] == "REF-77"
         assert (await client.get(f"/api/v1/complaints/{alias_id}", headers=agent)).json()["id"] == ref_id
         listed = (await client.get("/api/v1/complaints", params={"customer_id": "c-1"}, headers=agent)).json()
         assert sorted(c["id"] for c in listed["items"]) == sorted([gateway_id, ref_id]) and listed["next"] is None
@@ -122,15 +111,17 @@ async def test_intake_from_kafka_and_gateway_is_idempotent_and_rejects_bad_input
 
 
 async def test_full_lifecycle_over_http_with_roles_and_illegal_transitions(make_settings, topics, tap) -> None:
+    """The whole lifecycle with who and when (CP-3); outcome, apology and root cause recorded (CP-6)."""
     settings = make_settings(ComplaintsSettings)
     clock = ManualClock(RECEIVED + timedelta(minutes=1))
     out = await tap(*LIFECYCLE)
-    async with running(settings, clock) as (app, client):
+    app = build(settings, clock)
+    async with serving(app) as client:
         deps: handlers.Deps = app.state.deps
         intake = Intake(source="call-centre", customer_id="c-9", channel="phone", category="billing", severity="normal",
-                        description="charged twice", received_at=RECEIVED, external_ref="CC-1", event_id="ev-1")
+                        description="charged twice", received_at=RECEIVED, external_ref="REF-1", event_id="ev-1")
         case = await handlers.open_case(deps, intake)
-        other = await handlers.open_case(deps, Intake(**{**intake.__dict__, "external_ref": "CC-2", "event_id": "ev-2"}))
+        other = await handlers.open_case(deps, Intake(**{**intake.__dict__, "external_ref": "REF-2", "event_id": "ev-2"}))
         assert case is not None and other is not None
         base = f"/api/v1/complaints/{case.id}"
         alice, bob = who(settings, "alice", team="north"), who(settings, "bob")
@@ -196,17 +187,19 @@ async def test_full_lifecycle_over_http_with_roles_and_illegal_transitions(make_
 
 
 async def test_watcher_breach_is_published_exactly_once_across_restarts(make_settings, topics, tap) -> None:
+    """A breach is noticed and escalated, once (CP-5)."""
     settings = make_settings(ComplaintsSettings, watcher_interval_seconds=0.1, deadline_lead_minutes=240)
     clock = ManualClock(RECEIVED + timedelta(minutes=1))
     out = await tap("complaint.deadline_approaching", "complaint.deadline_breached", "complaint.escalated")
     due = datetime(2026, 10, 10, 18, 0, tzinfo=CST)  # preliminary opinion
-    async with running(settings, clock) as (app, _):
+    app = build(settings, clock)
+    async with serving(app):
         deps: handlers.Deps = app.state.deps
         case = await handlers.open_case(deps, Intake(source="call-centre", customer_id="c-5", channel="phone",
                                                      category="billing", severity="normal", description="late",
-                                                     received_at=RECEIVED, external_ref="CC-5"))
+                                                     received_at=RECEIVED, external_ref="REF-5"))
         assert case is not None
-        await handlers.run_command(deps, case.id, "alice", False,
+        await handlers.run_command(deps, case.id, Actor("alice"),
                                    lambda c, now: domain.assign(c, "alice", "alice", now, deps.policy))
         clock.set(due - timedelta(hours=1))
         await out.wait_for(lambda t: distinct(t, "complaint.deadline_approaching", data__complaint_id=case.id) == 1,
@@ -214,7 +207,7 @@ async def test_watcher_breach_is_published_exactly_once_across_restarts(make_set
 
     # While the service is down the deadline passes; the next instance finds the breach.
     clock.set(due + timedelta(minutes=1))
-    async with running(settings, clock) as (app, client):
+    async with serving(build(settings, clock)) as client:
         await out.wait_for(lambda t: distinct(t, "complaint.deadline_breached", data__complaint_id=case.id) == 1,
                            what="breached")
         await out.wait_for(lambda t: distinct(t, "complaint.escalated", data__reason="breach:preliminary_opinion") == 1,
@@ -225,7 +218,7 @@ async def test_watcher_breach_is_published_exactly_once_across_restarts(make_set
         assert [c["id"] for c in overdue["items"]] == [case.id]
 
     clock.advance(timedelta(hours=1))
-    async with running(settings, clock) as (app, _):
+    async with serving(build(settings, clock)):
         await out.settle(1.5)  # the watcher runs every 0.1 s: more than ten passes
     breached = list({e["id"]: e for e in out.events("complaint.deadline_breached") if e["data"]["complaint_id"] == case.id}
                     .values())
@@ -236,11 +229,12 @@ async def test_watcher_breach_is_published_exactly_once_across_restarts(make_set
 
 
 async def test_burst_of_complaints_raises_one_crisis_alert_and_low_scores_too(make_settings, topics, tap, producer) -> None:
+    """Crisis alerts on real Kafka (CP-7); low scores open follow-up complaints (SV-4)."""
     settings = make_settings(ComplaintsSettings, crisis_min_count=5, crisis_ratio=3.0, low_score_run=3,
                              low_score_opens_case=True)
     clock = ManualClock(RECEIVED)
     out = await tap("crisis.alert", "complaint.registered")
-    async with running(settings, clock):
+    async with serving(build(settings, clock)):
         for i in range(8):
             await send(producer, topics, "complaint.received", f"c-{i}",
                        complaint(f"c-{i}", external_ref=f"B-{i}", category="delivery", channel="app", product="tea-set"))
@@ -267,9 +261,11 @@ async def test_burst_of_complaints_raises_one_crisis_alert_and_low_scores_too(ma
 
 
 async def test_customer_erasure_anonymises_the_free_text_of_their_cases(make_settings, topics, producer) -> None:
+    """Erasure reaches the complaints store (CI-6)."""
     settings = make_settings(ComplaintsSettings)
     clock = ManualClock(RECEIVED)
-    async with running(settings, clock) as (app, client):
+    app = build(settings, clock)
+    async with serving(app) as client:
         deps: handlers.Deps = app.state.deps
         case = await handlers.open_case(deps, Intake(source="web", customer_id="c-e", channel="web", category="service",
                                                      severity="low", description="call me on 13800000000",
@@ -277,7 +273,9 @@ async def test_customer_erasure_anonymises_the_free_text_of_their_cases(make_set
         assert case is not None
         await send(producer, topics, "customer.erased", "c-e",
                    {"customer_id": "c-e", "erased_at": RECEIVED.isoformat(), "actor": "dpo"}, source="guanxi.customer")
-        doc = await eventually(lambda: deps.cases.cases.find_one({"_id": case.id}), lambda d: d and d.get("erased"),
+        store = deps.cases
+        assert isinstance(store, MongoCaseStore)
+        doc = await eventually(lambda: store.cases.find_one({"_id": case.id}), lambda d: d and d.get("erased"),
                                what="case anonymised")
         assert "13800000000" not in json.dumps(doc, default=str)
         body = (await client.get(f"/api/v1/complaints/{case.id}", headers=who(settings, "alice"))).json()

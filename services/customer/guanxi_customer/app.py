@@ -1,8 +1,7 @@
-"""Composition root of the customer service: the only place that wires things together."""
+"""Composition root of the customer service: the only place that constructs anything."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from functools import partial
 
@@ -13,45 +12,31 @@ from guanxi_shared.scheduling import DueJobs
 
 from . import handlers
 from .api import ROUTERS
-from .handlers import Context
+from .domain import Vault
+from .handlers import Deps
 from .settings import CustomerSettings
-from .store import OUTBOX_COLLECTIONS, CustomerStore
+from .store import JOBS, OUTBOX_COLLECTIONS, MongoCustomerStore
 from .subscribers import subscribe
-from .vault import Vault
 
 
 def build(settings: CustomerSettings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or CustomerSettings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
-    runtime.outbox_collections(*OUTBOX_COLLECTIONS)
-    store = CustomerStore(runtime.db, read_db=runtime.read_db)
-    jobs = DueJobs(store.jobs, clock, rescan=timedelta(seconds=settings.scheduler_rescan_seconds))
+    outbox = runtime.outbox_for(*OUTBOX_COLLECTIONS)
+    jobs = DueJobs(runtime.db[JOBS], clock, outbox, rescan=timedelta(seconds=settings.scheduler_rescan_seconds))
+    store = MongoCustomerStore(runtime.db, outbox, jobs, read_db=runtime.read_db)
     vault = Vault(settings.master_key_bytes(), settings.master_key_id, settings.blind_index_key_bytes())
-    ctx = Context(store=store, vault=vault, settings=settings, clock=clock, relay=runtime.relay, jobs=jobs)
+    deps = Deps(store=store, vault=vault, settings=settings, clock=clock)
 
-    async def prepare() -> None:
-        await store.ensure_indexes()
-        await jobs.ensure_indexes()
-
-    async def care_planner() -> None:
-        # Looks for occasions (birthdays, revisits, stale profiles, churn); jobs are keyed by
-        # occasion, so planning again (or on another instance, or after a restart) adds nothing.
-        while True:
-            await handlers.plan_care(ctx)
-            await asyncio.sleep(settings.care_scan_seconds)
-
-    async def due_jobs() -> None:
-        await jobs.run(partial(handlers.due_events, ctx), runtime.relay, interval=settings.scheduler_interval_seconds)
-
-    runtime.on_startup(prepare)
-    runtime.background("care-planner", care_planner)
-    runtime.background("due-jobs", due_jobs)
-    subscribe(runtime, ctx)
-    app = runtime.http_app(list(ROUTERS), title="Guanxi customer service",
-                           description="profiles, segments, consent, PII vault, contact log, care schedule")
-    app.state.ctx = ctx
-    return app
+    runtime.on_startup(store.ensure_indexes)
+    # Occasions (birthdays, revisits, stale profiles, churn) are planned as jobs keyed by occasion, so
+    # planning again (or on another instance, or after a restart) adds nothing.
+    runtime.every("care-planner", settings.care_scan_seconds, partial(handlers.plan_care, deps))
+    runtime.every("due-jobs", settings.scheduler_interval_seconds, partial(jobs.pass_if_due, partial(handlers.due_events, deps)))
+    subscribe(runtime, deps)
+    return runtime.http_app(ROUTERS, deps=deps, title="Guanxi customer service",
+                            description="profiles, segments, consent, PII vault, contact log, care schedule")
 
 
 def main() -> None:

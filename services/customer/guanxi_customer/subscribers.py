@@ -19,25 +19,26 @@ from guanxi_shared.topics import (
 from opentelemetry import trace
 
 from . import handlers
-from .handlers import Context
+from .handlers import Deps
 
 tracer = trace.get_tracer("guanxi.customer")
 
 COMPLAINT_STEPS = (COMPLAINT_REGISTERED, COMPLAINT_ACKNOWLEDGED, COMPLAINT_RESOLVED, COMPLAINT_CLOSED, COMPLAINT_REOPENED)
 
 
-def subscriptions(ctx: Context) -> dict[str, EventHandler]:
+def subscriptions(deps: Deps) -> dict[str, EventHandler]:
     table: dict[str, EventHandler] = {
-        PURCHASE_COMPLETED: partial(handlers.on_purchase, ctx),
-        INTERACTION_LOGGED: partial(handlers.on_interaction, ctx),
-        SURVEY_COMPLETED: partial(handlers.on_survey_completed, ctx),
+        # Also settles what the batch path hands back.
+        PURCHASE_COMPLETED: partial(handlers.on_purchase, deps),
+        INTERACTION_LOGGED: partial(handlers.on_interaction, deps),
+        SURVEY_COMPLETED: partial(handlers.on_survey_completed, deps),
     }
     for step in COMPLAINT_STEPS:
-        table[step] = partial(handlers.on_complaint_step, ctx)
+        table[step] = partial(handlers.on_complaint_step, deps)
     return table
 
 
-def subscribe(runtime: ServiceRuntime, ctx: Context) -> EventConsumer:
+def subscribe(runtime: ServiceRuntime, deps: Deps) -> EventConsumer:
     """Purchases, the bulk of the traffic, take the batch path; everything else goes one by one."""
     consumer: EventConsumer
 
@@ -46,15 +47,12 @@ def subscribe(runtime: ServiceRuntime, ctx: Context) -> EventConsumer:
         with tracer.start_as_current_span(f"{PURCHASE_COMPLETED} process batch", kind=trace.SpanKind.CONSUMER,
                                           links=links, attributes={"messaging.batch.message_count": len(batch)}):
             try:
-                leftovers = {e.id for e in await handlers.on_purchases(ctx, [(d.event, d.trace_context) for d in batch])}
+                leftovers = {e.id for e in await handlers.on_purchases(deps, [(d.event, d.trace_context) for d in batch])}
             except Exception as exc:
                 if is_transient(exc):  # the whole batch comes again once the store is back
                     return [(d, exc) for d in batch]
                 leftovers = {d.event.id for d in batch}  # the one-by-one path finds and reports the culprit
         return await consumer.handle_per_customer([d for d in batch if d.event.id in leftovers])
 
-    # The one-by-one handler stays registered: it settles what the batch path hands back.
-    consumer = EventConsumer(runtime.broker, runtime.settings, runtime.publisher, subscriptions(ctx),
-                             batch_handlers={PURCHASE_COMPLETED: purchases},
-                             relay=runtime.relay)
+    consumer = runtime.consume(subscriptions(deps), batch_handlers={PURCHASE_COMPLETED: purchases})
     return consumer

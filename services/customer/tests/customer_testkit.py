@@ -1,9 +1,10 @@
-"""Helpers for the customer service's integration tests (run the app in-process on real infra)."""
+"""Helpers for the customer service's tests: the app in-process on real infra, and use cases on the fake store."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +12,14 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from guanxi_customer.app import build
-from guanxi_customer.handlers import Context
+from guanxi_customer.domain import Vault
+from guanxi_customer.handlers import Deps
 from guanxi_customer.settings import CustomerSettings
+from guanxi_customer.store import InMemoryCustomerStore, MongoCustomerStore
 from guanxi_shared.auth import IDENTITY_HEADER, Identity, Role, sign_internal
 from guanxi_shared.clock import ManualClock
 from guanxi_shared.events import new_event
+from guanxi_shared.testing import send_event, serving
 
 ALICE = {"name": "王丽", "phone": "+8613812345678", "email": "Li.Wang@Example.com", "birthday": "1990-05-17",
          "address": "北京市朝阳区建国路88号", "id_number": "110101199005171234"}
@@ -38,13 +42,30 @@ def who(settings: CustomerSettings, role: Role = Role.agent, subject: str = "ali
 @contextlib.asynccontextmanager
 async def running(settings: CustomerSettings, clock: ManualClock) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     app = build(settings, clock)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as client:
-            yield app, client
+    async with serving(app) as client:
+        yield app, client
 
 
-def ctx_of(app: FastAPI) -> Context:
-    return app.state.ctx  # type: ignore[no-any-return]
+def deps_of(app: FastAPI) -> Deps:
+    return app.state.deps  # type: ignore[no-any-return]
+
+
+def store_of(app: FastAPI) -> MongoCustomerStore:
+    """The app's store, with its collections for a test to look into."""
+    store = deps_of(app).store
+    assert isinstance(store, MongoCustomerStore)
+    return store
+
+
+def fake_deps(clock: ManualClock | None = None, **settings: Any) -> Deps:
+    """Use cases on the in-memory store: no infrastructure."""
+    return Deps(store=InMemoryCustomerStore(), vault=Vault({"k1": os.urandom(32)}, "k1", os.urandom(32)),
+                settings=CustomerSettings(**settings), clock=clock or ManualClock())
+
+
+def fake_store(deps: Deps) -> InMemoryCustomerStore:
+    assert isinstance(deps.store, InMemoryCustomerStore)
+    return deps.store
 
 
 def purchase(order_id: str, customer_id: str, amount: str, at: datetime | None = None) -> dict[str, Any]:
@@ -54,14 +75,12 @@ def purchase(order_id: str, customer_id: str, amount: str, at: datetime | None =
 
 
 async def send(producer: Any, prefix: str, type_: str, customer_id: str, data: dict[str, Any], source: str = "tests") -> str:
-    event = new_event(type_, customer_id, data, source=source)
-    await producer.send_and_wait(prefix + type_, event.to_json(), key=customer_id.encode())
-    return event.id
+    return await send_event(producer, prefix, new_event(type_, customer_id, data, source=source))
 
 
 async def dump(app: FastAPI) -> str:
     """Every document of every collection of the service's database, as one string."""
-    db = ctx_of(app).store.db
+    db = store_of(app).db
     parts = []
     for name in await db.list_collection_names():
         async for doc in db[name].find({}):

@@ -10,8 +10,8 @@ from decimal import Decimal
 import phonenumbers
 import pytest
 from guanxi_customer import domain
+from guanxi_customer.domain import Vault, VaultError
 from guanxi_customer.settings import CustomerSettings, ResponseTargets, TierRule, default_tier_rules
-from guanxi_customer.vault import Vault, VaultError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +27,7 @@ OTHER_PHONES = st.sampled_from(["+14155552671", "+447911123456", "+33612345678",
 
 @given(st.one_of(CN_MOBILE, OTHER_PHONES))
 def test_masked_phone_hides_the_middle_and_keeps_last_four(e164: str) -> None:
+    """Staff see masked phone numbers (CI-5)."""
     national = str(phonenumbers.parse(e164, None).national_number)
     masked = domain.mask_phone(e164)
     assert national not in masked and e164 not in masked
@@ -45,6 +46,7 @@ LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._", min_size=1, m
 
 @given(LOCAL, st.sampled_from(["example.com", "qq.com", "corp.example.cn"]))
 def test_masked_email_keeps_first_letter_and_domain_only(local: str, dom: str) -> None:
+    """Staff see masked email addresses (CI-5)."""
     email = f"{local}@{dom}"
     masked = domain.mask_email(email)
     assert masked == f"{local[0]}***@{dom}"
@@ -58,6 +60,7 @@ PLAIN_TEXT = st.text(alphabet=st.characters(categories=("L", "Nd")), min_size=1,
 
 @given(PLAIN_TEXT)
 def test_masked_address_and_ids_never_contain_the_whole_value(value: str) -> None:
+    """Masked addresses, id numbers and birthdays (CI-5)."""
     for field in ("address", "id_number", "birthday"):
         assert value not in domain.mask_value(field, value)
 
@@ -74,6 +77,7 @@ AMOUNTS = st.decimals(min_value=0, max_value=200_000, places=2, allow_nan=False,
 
 @given(st.integers(0, 100), AMOUNTS, st.integers(0, 10), AMOUNTS)
 def test_member_level_never_drops_as_purchases_or_amount_grow(count: int, total: Decimal, more: int, extra: Decimal) -> None:
+    """The member level follows purchases (CI-3, CR-1)."""
     before = domain.member_level(count, total, RULES, "standard")
     after = domain.member_level(count + more, total + extra, RULES, "standard")
     assert LEVELS.index(after) >= LEVELS.index(before)
@@ -87,6 +91,7 @@ def _met(rule: TierRule, count: int, total: Decimal) -> bool:
 
 @given(st.integers(0, 100), AMOUNTS)
 def test_member_level_is_the_highest_rule_met(count: int, total: Decimal) -> None:
+    """Member level from purchase frequency and amount (CI-3, CR-1)."""
     expected = "standard"
     for rule in RULES:
         if _met(rule, count, total):
@@ -97,6 +102,7 @@ def test_member_level_is_the_highest_rule_met(count: int, total: Decimal) -> Non
 @given(st.lists(st.tuples(st.integers(1, 20), st.integers(1, 10_000)), min_size=1, max_size=4),
        st.sampled_from(["any", "all"]))
 def test_configured_thresholds_are_reached_exactly_at_their_values(steps: list[tuple[int, int]], match: str) -> None:
+    """Tier rules are configuration, not code (CI-3)."""
     # Cumulative thresholds make the configured levels strictly increasing, as an operator would.
     rules, count, amount = [], 0, 0
     for i, (dc, da) in enumerate(steps):
@@ -110,6 +116,7 @@ def test_configured_thresholds_are_reached_exactly_at_their_values(steps: list[t
 
 
 def test_default_rules_examples() -> None:
+    """Member levels by how often and how much a customer buys (CR-1)."""
     assert domain.member_level(1, Decimal("100"), RULES, "standard") == "standard"
     assert domain.member_level(3, Decimal("100"), RULES, "standard") == "silver"
     assert domain.member_level(1, Decimal("1000"), RULES, "standard") == "silver"
@@ -120,6 +127,7 @@ def test_default_rules_examples() -> None:
 
 @given(st.integers(0, 200))
 def test_tenure_follows_purchase_count(count: int) -> None:
+    """Tenure (new, returning, loyal) follows the purchases (CI-3)."""
     t = domain.tenure(count, 2, 5)
     assert t == (domain.Tenure.loyal if count >= 5 else domain.Tenure.returning if count >= 2 else domain.Tenure.new)
 
@@ -127,6 +135,7 @@ def test_tenure_follows_purchase_count(count: int) -> None:
 # Validation ---------------------------------------------------------------------------------------------
 
 def test_phone_email_birthday_validation() -> None:
+    """Input is validated (CI-4)."""
     assert domain.normalise_phone(" +86 138 1234 5678 ") == "+8613812345678"
     with pytest.raises(domain.InvalidInput) as err:
         domain.normalise_phone("13900001111")
@@ -149,6 +158,7 @@ def _vault(kid: str = "k1", keys: dict[str, bytes] | None = None) -> Vault:
 
 
 def test_vault_roundtrip_binds_customer_and_field() -> None:
+    """Personal data is encrypted at rest, bound to its customer and field (CI-5)."""
     vault = _vault()
     dek, wrapped = vault.new_data_key("c1")
     sealed = vault.encrypt(dek, "c1", "phone", "+8613812345678")
@@ -163,6 +173,7 @@ def test_vault_roundtrip_binds_customer_and_field() -> None:
 
 
 def test_rotation_rewraps_data_keys_and_old_ciphertexts_still_open() -> None:
+    """Master-key rotation of the encryption at rest (CI-5)."""
     k1, k2 = os.urandom(32), os.urandom(32)
     old = Vault({"k1": k1}, "k1", os.urandom(32))
     dek, wrapped = old.new_data_key("c1")
@@ -189,6 +200,7 @@ def test_blind_index_is_stable_keyed_and_opaque(value: str) -> None:
 # Response clocks and care dates -----------------------------------------------------------------------
 
 def test_response_targets_follow_the_policy() -> None:
+    """Response targets: consultation 30 min, urgent 1 h, email 4 h, else 24 h (CC-3)."""
     t = ResponseTargets()
     assert domain.response_minutes("chat", "consultation", False, t) == 30
     assert domain.response_minutes("phone", None, True, t) == 60
@@ -197,6 +209,7 @@ def test_response_targets_follow_the_policy() -> None:
 
 
 def test_next_birthday_is_today_or_later_in_the_customers_zone() -> None:
+    """When the birthday greeting is due (CR-2)."""
     now = datetime(2026, 5, 16, 20, 0, tzinfo=UTC)  # already 17 May 04:00 in Shanghai
     at = domain.next_birthday("1990-05-17", now, "Asia/Shanghai", 9)
     assert at == datetime(2026, 5, 17, 1, 0, tzinfo=UTC)

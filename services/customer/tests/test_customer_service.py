@@ -14,12 +14,13 @@ import pytest
 from customer_testkit import (
     ALICE,
     ALICE_PLAINTEXTS,
-    ctx_of,
+    deps_of,
     dump,
     fast_settings,
     purchase,
     running,
     send,
+    store_of,
     uniq,
     unique_events,
     who,
@@ -42,6 +43,7 @@ def assert_no_plaintext(text: str, where: str) -> None:
 
 async def test_registration_masked_and_clear_reads_audit_and_raw_dump(make_settings, topics, tap, span_exporter,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Encrypted at rest, masked unless the role needs it (CI-5); clear reads audited (CF-2)."""
     caplog.set_level(logging.DEBUG)
     span_exporter.clear()
     settings = fast_settings(make_settings)
@@ -144,11 +146,11 @@ async def test_purchases_counters_tier_change_duplicates_and_unknown_customers(m
         assert len(changes) == 1
         assert changes[0]["previous_level"] == "standard" and changes[0]["member_level"] == "silver"
         assert changes[0]["purchase_count"] == 2 and changes[0]["total_amount"] == "1050.50"
-        assert await ctx_of(app).store.purchases.count_documents({"customer_id": cid}) == 2
+        assert await store_of(app).purchases.count_documents({"customer_id": cid}) == 2
 
         # A purchase for an id nobody registered yet is kept on a stub, and merged on registration.
         await send(producer, topics, "purchase.completed", "pos-777", purchase("o-9", "pos-777", "2000"))
-        stub = await eventually(lambda: ctx_of(app).store.customer("pos-777"),
+        stub = await eventually(lambda: store_of(app).customer("pos-777"),
                                 lambda d: d is not None and d["purchase_count"] == 1, what="stub for the unknown customer")
         assert stub["status"] == "unregistered" and stub["member_level"] == "silver" and "pii" not in stub
         assert (await client.get("/api/v1/customers?status=unregistered", headers=agent)).json()["items"][0]["id"] == "pos-777"
@@ -198,6 +200,7 @@ async def test_consent_withdrawal_and_internal_contact_details(make_settings, to
 
 
 async def test_erasure_leaves_no_personal_value_anywhere(make_settings, topics, tap) -> None:
+    """Export and erasure, no personal value left anywhere (CI-6)."""
     settings = fast_settings(make_settings)
     agent = who(settings)
     events = await tap("customer.erased", "customer.pii_accessed")
@@ -241,16 +244,17 @@ async def test_erasure_leaves_no_personal_value_anywhere(make_settings, topics, 
         assert internal.status_code == 410
         again = await client.delete(f"/api/v1/customers/{cid}", headers=who(settings, Role.admin))
         assert again.status_code == 204  # idempotent
-        tombstone = await ctx_of(app).store.customer(cid)
+        tombstone = await store_of(app).customer(cid)
         assert tombstone is not None and tombstone["status"] == "erased" and "vault" not in tombstone and "pii" not in tombstone
         text = await dump(app)
         assert_no_plaintext(text, "the database after erasure")
         assert ALICE["name"] not in text
-        pending = await ctx_of(app).store.jobs.count_documents({"data.customer_id": cid, "state": "pending"})
+        pending = await store_of(app).jobs.count_documents({"data.customer_id": cid, "state": "pending"})
         assert pending == 0
 
 
 async def test_care_occasion_fires_once_across_a_restart(make_settings, topics, tap) -> None:
+    """Scheduled care (CR-2) and churn risk (CR-4) on real infrastructure."""
     settings = fast_settings(make_settings)
     agent = who(settings)
     events = await tap("customer.care_due")
@@ -263,7 +267,7 @@ async def test_care_occasion_fires_once_across_a_restart(make_settings, topics, 
                                                           "consents": ["care"]}, headers=agent)
         cid = r.json()["id"]
         key = f"birthday:{cid}:{birthday_day.year}"
-        job = await eventually(lambda: ctx_of(app).store.jobs.find_one({"_id": key}), what="birthday greeting planned")
+        job = await eventually(lambda: store_of(app).jobs.find_one({"_id": key}), what="birthday greeting planned")
         assert job["state"] == "pending"
         clock.advance(timedelta(days=3))
         await events.wait_for(lambda t: uniq(t, "customer.care_due", subject=cid, data__occasion="birthday") == 1,
@@ -272,7 +276,7 @@ async def test_care_occasion_fires_once_across_a_restart(make_settings, topics, 
     clock.advance(timedelta(hours=1))
     flagged = await tap("customer.churn_risk_flagged")
     async with running(settings, clock) as (app, client):
-        await eventually(lambda: ctx_of(app).store.jobs.count_documents({"_id": {"$regex": f"^birthday:{cid}:"}}),
+        await eventually(lambda: store_of(app).jobs.count_documents({"_id": {"$regex": f"^birthday:{cid}:"}}),
                          lambda n: n == 2, what="next year's greeting planned after the restart")
         clock.advance(timedelta(hours=1))
         await events.settle(1.5)
@@ -292,6 +296,7 @@ async def test_care_occasion_fires_once_across_a_restart(make_settings, topics, 
 
 
 async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, topics, tap, producer) -> None:
+    """Call-centre, order and service events feed the profile (CI-1) and its 360° view (CI-2); response clocks (CC-3)."""
     settings = fast_settings(make_settings)
     agent = who(settings)
     events = await tap("customer.response_overdue", "customer.commitment_overdue", "customer.care_due")
@@ -321,7 +326,7 @@ async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, 
         await send(producer, topics, "survey.completed", cid, {
             "survey_id": "s-1", "customer_id": cid, "kind": "post_purchase", "csat": 90, "nps": 9,
             "completed_at": start.isoformat()}, source="guanxi.surveys")
-        answered = await eventually(lambda: ctx_of(app).store.interactions.find_one({"_id": "i-1"}),
+        answered = await eventually(lambda: store_of(app).interactions.find_one({"_id": "i-1"}),
                                     lambda d: d is not None and d.get("state") == "answered", what="consultation answered")
         assert answered["on_time"] is True and answered["answered_by"] == "amy"
 
@@ -335,9 +340,9 @@ async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, 
         r = await client.post("/api/v1/interactions", json={**contact, "direction": "inbound", "interaction_id": "i-9",
                                                             "occurred_at": start.isoformat()}, headers=agent)
         assert r.status_code == 201 and r.json()["due_at"]
-        early = await ctx_of(app).store.interactions.find_one({"_id": "i-9"})
+        early = await store_of(app).interactions.find_one({"_id": "i-9"})
         assert early is not None and early["state"] == "answered" and early["answered_by"] == "cara"
-        assert await ctx_of(app).store.jobs.find_one({"_id": "response:i-9"}) is None
+        assert await store_of(app).jobs.find_one({"_id": "response:i-9"}) is None
 
         visit = (await client.post("/api/v1/visits", json={"customer_id": cid, "purpose": "quarterly review",
                                                             "planned_for": start.isoformat()}, headers=agent)).json()
@@ -349,7 +354,7 @@ async def test_contacts_response_clocks_visits_timeline_and_kpis(make_settings, 
         r = await client.post(f"/api/v1/visits/{visit['id']}/commitments/2/fulfil", headers=agent)
         assert r.json()["report"]["commitments"]["2"]["status"] == "fulfilled"
 
-        await eventually(lambda: ctx_of(app).store.jobs.find_one({"_id": "response:i-3"}), what="response clock for i-3")
+        await eventually(lambda: store_of(app).jobs.find_one({"_id": "response:i-3"}), what="response clock for i-3")
         clock.advance(timedelta(hours=2))
         await events.wait_for(lambda t: uniq(t, "customer.response_overdue", data__interaction_id="i-3") == 1, what="overdue")
         await events.wait_for(lambda t: uniq(t, "customer.commitment_overdue", data__commitment_id="1") == 1, what="commitment")
@@ -390,7 +395,7 @@ async def test_master_key_rotation_rewraps_data_keys(make_settings, topics) -> N
         assert (await client.post("/api/v1/customers/keys:rewrap", headers=who(rotating))).status_code == 403
         r = await client.post("/api/v1/customers/keys:rewrap", headers=who(rotating, Role.admin, "root"))
         assert r.json() == {"rewrapped": 1, "current_key_id": "k2"}
-        doc = await ctx_of(app).store.customer(cid)
+        doc = await store_of(app).customer(cid)
         assert doc is not None and doc["vault"]["kek_id"] == "k2"
 
     # The old master key can now be retired: every data key opens under the new one.
@@ -427,7 +432,7 @@ async def test_a_backlog_of_purchases_takes_the_batch_path_and_decides_like_one_
 
     events = await tap("customer.tier_changed", "purchase.completed.dlq")
     async with running(settings, ManualClock()) as (app, _client):
-        store = ctx_of(app).store
+        store = store_of(app)
         await eventually(lambda: store.customers.count_documents({"purchase_count": len(amounts)}),
                          lambda n: n == len(customers), what="every purchase counted")
         await events.wait_for(lambda t: len(t.events("purchase.completed.dlq")) == 1, what="the conflicting order dead-lettered")
@@ -477,7 +482,7 @@ async def test_registration_with_an_idempotency_key_registers_one_customer_per_c
     settings = fast_settings(make_settings)
     events = await tap("customer.registered")
     async with running(settings, ManualClock()) as (app, client):
-        customers = ctx_of(app).store.customers
+        customers = store_of(app).customers
         alice = {**who(settings), "Idempotency-Key": "signup-1"}
         first = await client.post("/api/v1/customers", json=ALICE, headers=alice)
         assert first.status_code == 201, first.text
@@ -514,21 +519,22 @@ async def test_the_batch_path_hands_back_purchases_whose_customer_changed_meanwh
     from decimal import Decimal
 
     from guanxi_customer import handlers
+    from guanxi_customer.handlers import purchases
     from guanxi_shared.events import new_event
     from opentelemetry import context as otel_context
 
     settings = fast_settings(make_settings)
     async with running(settings, ManualClock()) as (app, _client):
-        ctx = ctx_of(app)
-        read_customers = handlers._customers_or_stubs
-        meanwhile: dict[str, object] = {"write": lambda c: asyncio.sleep(0)}
+        deps, store = deps_of(app), store_of(app)
+        read_customers = purchases._customers_or_stubs
+        meanwhile: dict[str, object] = {"write": lambda: asyncio.sleep(0)}
 
-        async def stale_read(c, ids, found):  # type: ignore[no-untyped-def]
-            docs = await read_customers(c, ids, found)
-            await meanwhile["write"](c)  # type: ignore[operator]
+        async def stale_read(d, ids, found):  # type: ignore[no-untyped-def]
+            docs = await read_customers(d, ids, found)
+            await meanwhile["write"]()  # type: ignore[operator]
             return docs
 
-        monkeypatch.setattr(handlers, "_customers_or_stubs", stale_read)
+        monkeypatch.setattr(purchases, "_customers_or_stubs", stale_read)
 
         def batch(cid: str, orders: list[tuple[str, str]]) -> list[tuple[object, otel_context.Context]]:
             return [(new_event("purchase.completed", cid, purchase(o, cid, a), source="pos"), otel_context.get_current())
@@ -536,22 +542,22 @@ async def test_the_batch_path_hands_back_purchases_whose_customer_changed_meanwh
 
         # A second writer (a consumer that lost its partition without knowing) records and folds an order
         # between the batch's read and its write; the batch's write then overwrites its counters.
-        async def zombie(c):  # type: ignore[no-untyped-def]
-            await c.store.purchases.insert_one({"_id": "z-1", "customer_id": "race-1", "amount": "50.00",
-                                                "purchased_at": datetime.now(UTC)})
-            await c.store.customers.update_one({"_id": "race-1"}, {
+        async def zombie() -> None:
+            await store.purchases.insert_one({"_id": "z-1", "customer_id": "race-1", "amount": "50.00",
+                                              "purchased_at": datetime.now(UTC)})
+            await store.customers.update_one({"_id": "race-1"}, {
                 "$inc": {"purchase_count": 1}, "$set": {"total_amount": "51.00"},
                 "$addToSet": {"applied_events": "order:z-1"}})
 
-        await handlers.on_purchases(ctx, batch("race-1", [("z-0", "1.00")]))  # the customer exists (stub, one order)
+        await handlers.on_purchases(deps, batch("race-1", [("z-0", "1.00")]))  # type: ignore[arg-type]
         meanwhile["write"] = zombie
         raced = batch("race-1", [("r-1", "100.00"), ("r-2", "20.00")])
-        left = await handlers.on_purchases(ctx, raced)
+        left = await handlers.on_purchases(deps, raced)  # type: ignore[arg-type]
         assert [e.id for e in left] == [e.id for e, _ in raced]  # type: ignore[attr-defined]
-        meanwhile["write"] = lambda c: asyncio.sleep(0)
+        meanwhile["write"] = lambda: asyncio.sleep(0)
         for event in left:
-            await handlers.on_purchase(ctx, event)
-        doc = await ctx.store.customer("race-1")
+            await handlers.on_purchase(deps, event)
+        doc = await store.customer("race-1")
         assert doc is not None
         # Every order counted exactly once.
         assert doc["purchase_count"] == 4
@@ -559,19 +565,18 @@ async def test_the_batch_path_hands_back_purchases_whose_customer_changed_meanwh
         assert sorted(doc["applied_events"]) == ["order:r-1", "order:r-2", "order:z-0", "order:z-1"]
 
         # An erasure between the read and the write: the tombstone keeps no trace of the purchase.
-        async def erasure(c):  # type: ignore[no-untyped-def]
-            await handlers.erase(c, "race-2", "dpo", "request")
+        async def erasure() -> None:
+            await handlers.erase(deps, "race-2", "dpo", "request")
 
-        meanwhile["write"] = lambda c: asyncio.sleep(0)
-        await handlers.on_purchases(ctx, batch("race-2", [("e-0", "10.00")]))
-        erased_before = await ctx.store.customer("race-2")
+        await handlers.on_purchases(deps, batch("race-2", [("e-0", "10.00")]))  # type: ignore[arg-type]
+        erased_before = await store.customer("race-2")
         meanwhile["write"] = erasure
         # Enough to cross a tier threshold, so a tier change would have gone into the outbox.
-        left = await handlers.on_purchases(ctx, batch("race-2", [("e-1", "5000.00"), ("e-2", "5000.00")]))
+        left = await handlers.on_purchases(deps, batch("race-2", [("e-1", "5000.00"), ("e-2", "5000.00")]))  # type: ignore[arg-type]
         assert len(left) == 2
         for event in left:
-            await handlers.on_purchase(ctx, event)
-        tomb = await ctx.store.customer("race-2")
+            await handlers.on_purchase(deps, event)
+        tomb = await store.customer("race-2")
         assert tomb is not None and tomb["status"] == "erased"
         assert erased_before is not None
         assert (tomb["purchase_count"], tomb["total_amount"]) == (erased_before["purchase_count"], erased_before["total_amount"])

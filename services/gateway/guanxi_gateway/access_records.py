@@ -5,9 +5,9 @@ serialised at once (with the trace context of the request they record), queued, 
 at most ``flush_seconds`` later as one ready-made batch per partition (aiokafka ``create_batch`` /
 ``send_batch``) by a producer of their own, idempotent with acks=all like every other producer.
 
-Sending each record with ``producer.send`` cost a coroutine, a future and a partitioner call per
-record, and the broker a produce request every ``linger_ms``: about 0.3 ms of the gateway's CPU per
-request plus 0.2–0.35 ms of Kafka's (bench/README.md, "Session 6"). The key is the record's subject
+Sending each record with ``producer.send`` costs a coroutine, a future and a partitioner call per
+record, and the broker a produce request every ``linger_ms``, on the gateway's busiest path (figures
+in bench/README.md). The key is the record's subject
 (the customer, else the actor), so one customer's records keep their order. A batch Kafka refuses
 is logged with the ids of its records; the request it records has already been answered.
 """

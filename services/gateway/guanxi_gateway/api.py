@@ -3,35 +3,21 @@ Authentication, roles, limits and idempotency already happened in the front door
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from guanxi_shared.auth import Identity
-from guanxi_shared.clock import Clock
-from guanxi_shared.messaging import EventPublisher
+from guanxi_shared.errors import NotFound
 from guanxi_shared.problems import Problem
+from guanxi_shared.runtime import app_deps
 
 from . import handlers
 from .domain import API
-from .handlers import Accepted, ComplaintIntake, InteractionIntake, PurchaseIntake
-from .upstream import Upstreams
+from .handlers import Accepted, ComplaintIntake, Deps, InteractionIntake, PurchaseIntake
 
-
-@dataclass
-class GatewayContext:
-    publisher: EventPublisher
-    upstreams: Upstreams
-    clock: Clock
-    kpi_timeout: float
-
-
-# Dependencies are ``async`` although they never await: FastAPI would run a plain ``def`` in a worker thread.
-async def context(request: Request) -> GatewayContext:
-    ctx: GatewayContext = request.app.state.gateway
-    return ctx
+DepsDep = Annotated[Deps, Depends(app_deps)]
 
 
 async def caller(request: Request) -> Identity:
@@ -41,7 +27,6 @@ async def caller(request: Request) -> Identity:
     return identity
 
 
-Ctx = Annotated[GatewayContext, Depends(context)]
 Caller = Annotated[Identity, Depends(caller)]
 _ACCEPTED: dict[int | str, dict[str, Any]] = {202: {"description": "Accepted: the event is on Kafka"}}
 
@@ -60,25 +45,25 @@ def _accepted(result: Accepted, location: str | None) -> JSONResponse:
 
 @router.post("/complaints", status_code=202, response_model=Accepted, responses=_ACCEPTED, tags=["intake"],
              summary="File a complaint (publishes complaint.received); roles: agent, supervisor, admin, integration")
-async def file_complaint(body: ComplaintIntake, request: Request, ctx: Ctx, _: Caller) -> JSONResponse:
+async def file_complaint(body: ComplaintIntake, request: Request, deps: DepsDep, _: Caller) -> JSONResponse:
     request.state.customer_id = body.customer_id
-    result = await handlers.file_complaint(body, ctx.publisher, ctx.clock, _idempotency_record(request))
+    result = await handlers.file_complaint(deps, body, _idempotency_record(request))
     return _accepted(result, f"{API}/complaints/{result.id}")
 
 
 @router.post("/interactions", status_code=202, response_model=Accepted, responses=_ACCEPTED, tags=["intake"],
              summary="Log a contact (publishes interaction.logged); roles: agent, supervisor, admin, integration")
-async def log_interaction(body: InteractionIntake, request: Request, ctx: Ctx, identity: Caller) -> JSONResponse:
+async def log_interaction(body: InteractionIntake, request: Request, deps: DepsDep, identity: Caller) -> JSONResponse:
     request.state.customer_id = body.customer_id
-    result = await handlers.log_interaction(body, identity, ctx.publisher, ctx.clock, _idempotency_record(request))
+    result = await handlers.log_interaction(deps, body, identity, _idempotency_record(request))
     return _accepted(result, None)
 
 
 @router.post("/purchases", status_code=202, response_model=Accepted, responses=_ACCEPTED, tags=["intake"],
              summary="Record a completed purchase (publishes purchase.completed); roles: integration, admin")
-async def record_purchase(body: PurchaseIntake, request: Request, ctx: Ctx, _: Caller) -> JSONResponse:
+async def record_purchase(body: PurchaseIntake, request: Request, deps: DepsDep, _: Caller) -> JSONResponse:
     request.state.customer_id = body.customer_id
-    result = await handlers.record_purchase(body, ctx.publisher, ctx.clock)
+    result = await handlers.record_purchase(deps, body)
     return _accepted(result, None)
 
 
@@ -89,21 +74,21 @@ async def record_purchase(body: PurchaseIntake, request: Request, ctx: Ctx, _: C
                                 "value": 0.92, "unit": "ratio", "target": 0.9, "comparison": ">=", "met": True,
                                 "source": "complaints:first_contact_resolution"}],
                 "sections": {"surveys": {"available": False, "reason": "the surveys service cannot be reached"}}}}}}})
-async def kpis(request: Request, ctx: Ctx, identity: Caller,
+async def kpis(request: Request, deps: DepsDep, identity: Caller,
                start: Annotated[datetime | None, Query(alias="from", description="RFC 3339; default 30 days before 'to'")] = None,
                end: Annotated[datetime | None, Query(alias="to", description="RFC 3339; default now")] = None) -> dict[str, Any]:
-    for value, name in ((start, "from"), (end, "to")):
-        if value is not None and value.tzinfo is None:
-            raise Problem(422, "Invalid request", f"'{name}' must carry a UTC offset (RFC 3339)")
-    return await handlers.kpi_overview(ctx.upstreams, identity, request.state.request_id, ctx.clock, start, end,
-                                       ctx.kpi_timeout)
+    return await handlers.kpi_overview(deps, identity, request.state.request_id, start, end)
 
 
 @router.api_route("/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-async def proxy(rest: str, request: Request, ctx: Ctx) -> Response:
+async def proxy(rest: str, request: Request, deps: DepsDep) -> Response:
     rule = getattr(request.state, "rule", None)
     if rule is None or rule.service is None:
-        raise Problem(404, "Not found", f"no route {request.url.path}")
+        raise NotFound(f"no route {request.url.path}")
     identity: Identity | None = getattr(request.state, "identity", None)
     query = request.scope.get("query_string", b"").decode("latin-1")
-    return await ctx.upstreams.forward(rule.service, request, identity, request.state.request_id, query)
+    response: Response = await deps.forward(rule.service, request, identity, request.state.request_id, query)
+    return response
+
+
+ROUTERS = [router]

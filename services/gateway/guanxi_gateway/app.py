@@ -1,12 +1,11 @@
-"""Composition root of the gateway service: the only place that wires things together."""
+"""Composition root of the gateway service: the only place that constructs things."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,17 +15,16 @@ from fastapi.responses import JSONResponse
 from guanxi_shared.clock import Clock, SystemClock
 from guanxi_shared.runtime import ServiceRuntime, serve
 
-from . import domain
+from . import domain, handlers
 from .access_records import AccessRecorder
-from .api import GatewayContext, router
+from .api import ROUTERS
 from .authn import TokenVerifier
 from .frontdoor import FrontDoor, Gate
+from .handlers import Deps
 from .openapi import OpenApiSources, merge
 from .settings import GatewaySettings
 from .store import MongoIdempotencyStore
 from .upstream import Upstreams
-
-log = logging.getLogger(__name__)
 
 DESCRIPTION = """The HTTP front door of Guanxi (关系), the customer relationship platform.
 
@@ -45,12 +43,13 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
     upstreams = Upstreams(settings)
     idempotency = MongoIdempotencyStore(runtime.db["idempotency_keys"], timedelta(hours=settings.idempotency_ttl_hours),
                                         timedelta(seconds=settings.idempotency_lease_seconds))
+    deps = Deps(settings=settings, clock=clock, publisher=runtime.publisher, services=upstreams, idempotency=idempotency,
+                forward=upstreams.forward)
     recorder = AccessRecorder(settings)
     sources = OpenApiSources(upstreams.client, settings.upstreams())
     templates = domain.TemplateIndex([f"{domain.API}/surveys/answer/{{token}}"])
 
-    app = runtime.http_app([router], title="Guanxi API", description=DESCRIPTION)
-    app.state.gateway = GatewayContext(runtime.publisher, upstreams, clock, settings.kpi_timeout)
+    app = runtime.http_app(ROUTERS, deps=deps, title="Guanxi API", description=DESCRIPTION)
     gate = Gate(settings, clock, TokenVerifier(settings), idempotency, templates, recorder, upstreams.forward)
     app.add_middleware(FrontDoor, gate=gate)
     if settings.cors_origins:
@@ -59,31 +58,14 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
                            expose_headers=["X-Request-Id", "Retry-After", "Location"])
 
-    merged: dict[str, Any] = {}
-
-    def openapi() -> dict[str, Any]:
-        if not merged:
-            own = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            merged.update(merge(own, sources.documents, _PUBLIC_PREFIXES))
-            templates.add(merged.get("paths", {}))
-        return merged
-
-    app.openapi = openapi  # type: ignore[method-assign]
-    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/openapi.json"]
-
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi_document() -> JSONResponse:
-        if sources.missing and await sources.refresh():
-            merged.clear()  # a service came up since: merge again
-        return JSONResponse(app.openapi())
+    remerge_openapi = _serve_merged_openapi(app, sources, templates)
 
     @runtime.on_startup
     async def _startup() -> None:
         await recorder.start()
         await idempotency.ensure_indexes()
         await sources.refresh()
-        merged.clear()
-        openapi()  # path templates for access records are known from the first request on
+        remerge_openapi()  # path templates for access records are known from the first request on
 
     @runtime.on_shutdown
     async def _shutdown() -> None:
@@ -100,16 +82,36 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
                 await recorder.stop()  # the last access records go out too
 
     app.router.lifespan_context = lifespan
-
-    async def sweep_idempotency_keys() -> None:
-        while True:
-            removed = await idempotency.sweep(clock.now())
-            if removed:
-                log.info("removed %d expired idempotency records", removed)
-            await asyncio.sleep(SWEEP_EVERY.total_seconds())
-
-    runtime.background("idempotency-sweep", sweep_idempotency_keys)
+    runtime.every("idempotency-sweep", SWEEP_EVERY.total_seconds(), partial(handlers.sweep_idempotency_keys, deps))
     return app
+
+
+def _serve_merged_openapi(app: FastAPI, sources: OpenApiSources, templates: domain.TemplateIndex) -> Callable[[], None]:
+    """Serve one document for the platform at ``/openapi.json`` (merged on first use, again once a missing
+    service answers); the merge also teaches ``templates`` every path. Returns what merges again now."""
+    merged: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if not merged:
+            own = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            merged.update(merge(own, sources.documents, _PUBLIC_PREFIXES))
+            templates.add(merged.get("paths", {}))
+        return merged
+
+    def remerge() -> None:
+        merged.clear()
+        openapi()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/openapi.json"]
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        if sources.missing and await sources.refresh():
+            merged.clear()  # a service came up since: merge again
+        return JSONResponse(app.openapi())
+
+    return remerge
 
 
 def main() -> None:

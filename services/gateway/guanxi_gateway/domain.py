@@ -1,16 +1,19 @@
 """The gateway's rules, pure: which service owns a path, which roles may call it, rate buckets,
-path templates for access records, and KPI figures beside their policy targets. No I/O here."""
+path templates for access records, idempotency records, and KPI figures beside their policy targets.
+No I/O here."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from guanxi_shared.auth import Role
+from guanxi_shared.errors import DomainError
 
 API = "/api/v1"
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -233,6 +236,46 @@ class RateLimiter:
 
 def retry_after(wait_seconds: float) -> str:
     return str(max(1, math.ceil(wait_seconds)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Idempotency-Key: a POST claims (caller, key); its first answer is replayed to every retry.
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: Literal["claimed", "replay", "in_progress", "mismatch"]
+    answer: StoredAnswer | None = None
+
+
+def record_id(caller: str, key: str) -> str:
+    # Hashed: keys are caller-chosen strings and must not become an injection or size problem.
+    return hashlib.sha256(f"{caller}\x00{key}".encode()).hexdigest()
+
+
+def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
+    h = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query.encode(), body):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals of the use cases (answered as problem+json at the edge).
+
+
+class UpstreamFailed(DomainError):
+    """An owning service gave no usable answer (down, too slow, an error or not JSON)."""
+
+    status, title = 502, "Bad gateway"
 
 
 # ---------------------------------------------------------------------------------------------

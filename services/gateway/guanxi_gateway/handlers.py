@@ -1,11 +1,15 @@
-"""Use cases of the gateway: intake of inbound events (publish, 202) and the KPI overview."""
+"""Use cases of the gateway over ``Deps``: intake of inbound events (publish, 202), the KPI overview,
+and the sweep of expired idempotency records."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from guanxi_shared.auth import Identity
 from guanxi_shared.clock import Clock
@@ -18,17 +22,45 @@ from guanxi_shared.contracts.inbound import (
     PurchaseItem,
     Severity,
 )
-from guanxi_shared.events import describe_validation_error, new_event
-from guanxi_shared.messaging import EventPublisher
-from guanxi_shared.problems import Problem
+from guanxi_shared.errors import Invalid
+from guanxi_shared.events import CloudEvent, describe_validation_error, new_event
 from guanxi_shared.topics import COMPLAINT_RECEIVED, INTERACTION_LOGGED, PURCHASE_COMPLETED
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import domain
-from .upstream import Upstreams
+from .settings import GatewaySettings
+from .store import IdempotencyStore
+
+log = logging.getLogger(__name__)
 
 SOURCE = "guanxi-gateway"
 KPI_SERVICES = ("customer", "complaints", "surveys", "notifications")
+
+
+class Publisher(Protocol):
+    async def publish(self, event: CloudEvent) -> None:
+        """Put ``event`` on its topic and wait for Kafka's acknowledgement."""
+        ...
+
+
+class Services(Protocol):
+    """The owning services, as the use cases ask them (``upstream.Upstreams``)."""
+
+    async def get_json(self, service: str, path: str, identity: Identity | None, request_id: str,
+                       params: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
+        """The service's JSON answer; ``domain.UpstreamFailed`` when it gives none."""
+        ...
+
+
+@dataclass
+class Deps:
+    settings: GatewaySettings
+    clock: Clock
+    publisher: Publisher
+    services: Services
+    idempotency: IdempotencyStore
+    # The HTTP edge's proxy (``Upstreams.forward``): (service, request, identity, request id, query) → answer.
+    forward: Callable[..., Awaitable[Any]]
 
 
 def _examples(example: dict[str, Any]) -> ConfigDict:
@@ -102,7 +134,7 @@ def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise Problem(422, "Invalid request", describe_validation_error(exc)) from exc
+        raise Invalid(describe_validation_error(exc)) from exc
 
 
 def _intake_id(kind: str, idempotency_record: str | None) -> str:
@@ -114,20 +146,21 @@ def _intake_id(kind: str, idempotency_record: str | None) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"guanxi:{kind}:{idempotency_record}"))
 
 
-async def file_complaint(body: ComplaintIntake, publisher: EventPublisher, clock: Clock,
-                         idempotency_record: str | None = None) -> Accepted:
+async def file_complaint(deps: Deps, body: ComplaintIntake, idempotency_record: str | None = None) -> Accepted:
+    clock = deps.clock
     complaint_id = _intake_id("complaint", idempotency_record)
     data = {**body.model_dump(exclude_none=True), "complaint_id": complaint_id,
             "received_at": (body.received_at or clock.now()).isoformat()}
     complaint = _validated(ComplaintReceived, data)
     event = new_event(COMPLAINT_RECEIVED, complaint.customer_id, complaint.model_dump(mode="json", exclude_none=True),
                       source=SOURCE, time=clock.now(), id=_intake_id("complaint.received", idempotency_record))
-    await publisher.publish(event)
+    await deps.publisher.publish(event)
     return Accepted(id=complaint_id, type=COMPLAINT_RECEIVED)
 
 
-async def log_interaction(body: InteractionIntake, identity: Identity, publisher: EventPublisher, clock: Clock,
+async def log_interaction(deps: Deps, body: InteractionIntake, identity: Identity,
                           idempotency_record: str | None = None) -> Accepted:
+    clock = deps.clock
     data = body.model_dump(exclude_none=True)
     data["interaction_id"] = body.interaction_id or _intake_id("interaction", idempotency_record)
     data["occurred_at"] = (body.occurred_at or clock.now()).isoformat()
@@ -136,32 +169,35 @@ async def log_interaction(body: InteractionIntake, identity: Identity, publisher
     interaction = _validated(InteractionLogged, data)
     event = new_event(INTERACTION_LOGGED, interaction.customer_id, interaction.model_dump(mode="json", exclude_none=True),
                       source=SOURCE, time=clock.now(), id=_intake_id("interaction.logged", idempotency_record))
-    await publisher.publish(event)
+    await deps.publisher.publish(event)
     return Accepted(id=data["interaction_id"], type=INTERACTION_LOGGED)
 
 
-async def record_purchase(body: PurchaseIntake, publisher: EventPublisher, clock: Clock) -> Accepted:
+async def record_purchase(deps: Deps, body: PurchaseIntake) -> Accepted:
     purchase = _validated(PurchaseCompleted, body.model_dump(mode="json"))
     # The order id keys the event: an order system resending the same order publishes the same id.
     event = new_event(PURCHASE_COMPLETED, purchase.customer_id, purchase.model_dump(mode="json"), source=SOURCE,
-                      id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"guanxi:purchase:{purchase.order_id}")), time=clock.now())
-    await publisher.publish(event)
+                      id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"guanxi:purchase:{purchase.order_id}")), time=deps.clock.now())
+    await deps.publisher.publish(event)
     return Accepted(id=purchase.order_id, type=PURCHASE_COMPLETED)
 
 
-async def kpi_overview(upstreams: Upstreams, identity: Identity, request_id: str, clock: Clock,
-                       start: datetime | None, end: datetime | None, timeout: float) -> dict[str, Any]:
-    end = end or clock.now()
+async def kpi_overview(deps: Deps, identity: Identity, request_id: str, start: datetime | None,
+                       end: datetime | None) -> dict[str, Any]:
+    for value, name in ((start, "from"), (end, "to")):
+        if value is not None and value.tzinfo is None:
+            raise Invalid(f"'{name}' must carry a UTC offset (RFC 3339)")
+    end = end or deps.clock.now()
     start = start or end - timedelta(days=30)
     if start >= end:
-        raise Problem(422, "Invalid request", "'from' must be before 'to'")
+        raise Invalid("'from' must be before 'to'")
     params = {"from": start.isoformat(), "to": end.isoformat()}
 
     async def section(service: str) -> dict[str, Any]:
         try:
-            figures = await upstreams.get_json(service, f"{domain.API}/kpis/{service}", identity, request_id, params,
-                                               timeout=timeout)
-        except Problem as exc:
+            figures = await deps.services.get_json(service, f"{domain.API}/kpis/{service}", identity, request_id, params,
+                                                   timeout=deps.settings.kpi_timeout)
+        except domain.UpstreamFailed as exc:
             # One service down leaves its section marked, the rest of the overview stands.
             return {"available": False, "reason": exc.detail}
         return {"available": True, "figures": figures}
@@ -170,3 +206,11 @@ async def kpi_overview(upstreams: Upstreams, identity: Identity, request_id: str
     sections = dict(zip(KPI_SERVICES, results, strict=True))
     indicators = domain.assess({s: v.get("figures") if v["available"] else None for s, v in sections.items()})
     return {"from": params["from"], "to": params["to"], "indicators": indicators, "sections": sections}
+
+
+async def sweep_idempotency_keys(deps: Deps) -> int:
+    """Delete expired idempotency records (the store has no TTL index)."""
+    removed = await deps.idempotency.sweep(deps.clock.now())
+    if removed:
+        log.info("removed %d expired idempotency records", removed)
+    return removed

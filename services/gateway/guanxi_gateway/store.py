@@ -1,8 +1,9 @@
-"""Idempotency records in the gateway's own Mongo database.
+"""Idempotency records: ``IdempotencyStore`` (what the front door needs), ``MongoIdempotencyStore`` in
+the gateway's own database and ``InMemoryIdempotencyStore``, the fake of the fast tests.
 
 A POST with ``Idempotency-Key`` claims ``(caller, key)`` by inserting a pending record (the unique
 ``_id`` makes the claim atomic, so two concurrent duplicates cannot both run). The first answer is
-stored and replayed to every retry. FerretDB has no TTL indexes, so a background sweep deletes
+stored and replayed to every retry. FerretDB has no TTL indexes, so a periodic sweep deletes
 expired records.
 
 A pending record holds a lease: a live gateway answers (or gives up on the service) well within it,
@@ -15,52 +16,40 @@ key, even across a crash.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from bson import Binary
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from .domain import Claim, StoredAnswer
 
-@dataclass(frozen=True)
-class StoredAnswer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
+__all__ = ["Claim", "IdempotencyStore", "InMemoryIdempotencyStore", "MongoIdempotencyStore", "StoredAnswer"]
 
-
-@dataclass(frozen=True)
-class Claim:
-    outcome: Literal["claimed", "replay", "in_progress", "mismatch"]
-    answer: StoredAnswer | None = None
-
-
-def record_id(caller: str, key: str) -> str:
-    # Hashed: keys are caller-chosen strings and must not become an injection or size problem.
-    return hashlib.sha256(f"{caller}\x00{key}".encode()).hexdigest()
-
-
-def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
-    h = hashlib.sha256()
-    for part in (method.encode(), path.encode(), query.encode(), body):
-        h.update(len(part).to_bytes(8, "big"))
-        h.update(part)
-    return h.hexdigest()
+DEFAULT_LEASE = timedelta(seconds=30)
 
 
 class IdempotencyStore(Protocol):
-    async def claim(self, rid: str, fp: str, now: datetime) -> Claim: ...
+    async def claim(self, rid: str, fp: str, now: datetime) -> Claim:
+        """Claim record ``rid`` for a request with fingerprint ``fp``, or say why not (a replay, a request
+        still in progress, another request under the same key). An expired record, or a pending one past
+        its lease, is taken over by exactly one caller."""
+        ...
+
     async def complete(self, rid: str, answer: StoredAnswer, now: datetime) -> None: ...
-    async def release(self, rid: str) -> None: ...
-    async def sweep(self, now: datetime) -> int: ...
+
+    async def release(self, rid: str) -> None:
+        """Forget a pending claim (no answer worth replaying): the next retry runs again."""
+        ...
+
+    async def sweep(self, now: datetime) -> int:
+        """Delete the expired records; how many."""
+        ...
 
 
 class MongoIdempotencyStore:
-    def __init__(self, collection: AsyncCollection[dict[str, Any]], ttl: timedelta,
-                 lease: timedelta = timedelta(seconds=30)) -> None:
+    def __init__(self, collection: AsyncCollection[dict[str, Any]], ttl: timedelta, lease: timedelta = DEFAULT_LEASE) -> None:
         self._coll = collection
         self._ttl = ttl
         self._lease = lease
@@ -78,7 +67,7 @@ class MongoIdempotencyStore:
         doc = await self._coll.find_one({"_id": rid})
         if doc is None:  # released between our insert and read: the caller may simply retry
             return Claim("in_progress")
-        if doc.get("expires_at") and doc["expires_at"] <= now:
+        if doc["expires_at"] <= now:
             # An expired record is as good as none: take it over (only one caller wins the swap).
             taken = await self._coll.find_one_and_update(
                 {"_id": rid, "expires_at": doc["expires_at"]},
@@ -95,19 +84,18 @@ class MongoIdempotencyStore:
         return Claim("replay", answer)
 
     async def _take_over_if_abandoned(self, doc: dict[str, Any], now: datetime) -> Claim:
-        # Records written before leases existed count from their creation.
-        lease_until = doc.get("lease_until") or doc["created_at"] + self._lease
-        if lease_until > now:
+        if doc["lease_until"] > now:
             return Claim("in_progress")
         # Only the retry whose swap matches the lease it saw wins; the others keep getting 409.
         taken = await self._coll.find_one_and_update(
-            {"_id": doc["_id"], "state": "pending", "lease_until": doc.get("lease_until")},
+            {"_id": doc["_id"], "state": "pending", "lease_until": doc["lease_until"]},
             {"$set": {"lease_until": now + self._lease}})
         return Claim("claimed") if taken is not None else Claim("in_progress")
 
     async def complete(self, rid: str, answer: StoredAnswer, now: datetime) -> None:
         await self._coll.update_one({"_id": rid}, {"$set": {
-            "state": "done", "status": answer.status, # FerretDB stores no nested arrays: headers as a list of {name, value}.
+            "state": "done", "status": answer.status,
+            # FerretDB stores no nested arrays: headers as a list of {name, value}.
             "headers": [{"name": k, "value": v} for k, v in answer.headers],
             "body": Binary(answer.body), "completed_at": now}})
 
@@ -117,3 +105,46 @@ class MongoIdempotencyStore:
     async def sweep(self, now: datetime) -> int:
         result = await self._coll.delete_many({"expires_at": {"$lt": now}})
         return int(result.deleted_count)
+
+
+class InMemoryIdempotencyStore:
+    """The records in a dict, with the Mongo store's claims, leases, replays and expiry."""
+
+    def __init__(self, ttl: timedelta, lease: timedelta = DEFAULT_LEASE) -> None:
+        self._ttl = ttl
+        self._lease = lease
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def _pending(self, fp: str, now: datetime) -> dict[str, Any]:
+        return {"state": "pending", "fingerprint": fp, "created_at": now, "lease_until": now + self._lease,
+                "expires_at": now + self._ttl}
+
+    async def claim(self, rid: str, fp: str, now: datetime) -> Claim:
+        record = self.records.get(rid)
+        if record is None or record["expires_at"] <= now:
+            self.records[rid] = self._pending(fp, now)
+            return Claim("claimed")
+        if record["fingerprint"] != fp:
+            return Claim("mismatch")
+        if record["state"] != "done":
+            if record["lease_until"] > now:
+                return Claim("in_progress")
+            record["lease_until"] = now + self._lease
+            return Claim("claimed")
+        return Claim("replay", record["answer"])
+
+    async def complete(self, rid: str, answer: StoredAnswer, now: datetime) -> None:
+        record = self.records.get(rid)
+        if record is not None:
+            record.update(state="done", answer=StoredAnswer(answer.status, list(answer.headers), bytes(answer.body)),
+                          completed_at=now)
+
+    async def release(self, rid: str) -> None:
+        if self.records.get(rid, {}).get("state") == "pending":
+            del self.records[rid]
+
+    async def sweep(self, now: datetime) -> int:
+        expired = [rid for rid, record in self.records.items() if record["expires_at"] < now]
+        for rid in expired:
+            del self.records[rid]
+        return len(expired)

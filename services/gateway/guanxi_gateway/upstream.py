@@ -2,10 +2,10 @@
 502/503/504 problems when a service is down.
 
 The proxy (every public read and command) goes through aiohttp: its connection pool hands out a
-kept-alive connection in constant time and parses in C, where httpx/httpcore checked every pooled
-connection with a poll() per request and cost the gateway about half of its CPU (py-spy,
-bench/README.md). The proxy makes its own client span and injects ``traceparent``. The few other
-calls (KPI sections, OpenAPI documents) stay on httpx, whose instrumentation carries the trace.
+kept-alive connection in constant time and parses in C, where httpx/httpcore checks every pooled
+connection with a poll() per request, a large share of the gateway's CPU (bench/README.md). The proxy
+makes its own client span and injects ``traceparent``. The few other calls (KPI sections, OpenAPI
+documents) stay on httpx, whose instrumentation carries the trace.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from .domain import UpstreamFailed
 from .settings import GatewaySettings
 
 tracer = trace.get_tracer("guanxi.gateway.upstream")
@@ -43,8 +44,8 @@ _BUFFER_UP_TO = 256 * 1024
 class SignedIdentities:
     """The internal identity token of each caller, signed once and reused for ``REUSE_SECONDS``.
 
-    Signing per request cost ~0.1 ms here and made every token unique, so the services had to check
-    each one again (~0.2 ms); a token reused for a minute is checked once per service. It lives
+    Signing per request would cost CPU here and make every token unique, so the services would check
+    each one again; a token reused for a minute is checked once per service. It lives
     ``TTL_SECONDS``, so a reused token always has at least four minutes left."""
 
     TTL_SECONDS = 300
@@ -144,19 +145,19 @@ class Upstreams:
 
     async def get_json(self, service: str, path: str, identity: Identity | None, request_id: str,
                        params: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
+        """The service's JSON answer, for a use case (``handlers.Services``): no answer is ``UpstreamFailed``."""
         try:
             response = await self.client.get(self.base_urls[service] + path, params=params,
                                               headers=self.identity_headers(identity, request_id),
                                               timeout=timeout or httpx.USE_CLIENT_DEFAULT)
         except httpx.HTTPError as exc:
-            raise upstream_problem(service, exc) from exc
+            raise UpstreamFailed(upstream_problem(service, exc).detail, service=service) from exc
         if response.status_code >= 400:
-            raise Problem(502, "Bad gateway", f"{service} answered {response.status_code}",
-                          upstream_status=response.status_code)
+            raise UpstreamFailed(f"{service} answered {response.status_code}", upstream_status=response.status_code)
         try:
             return response.json()
         except ValueError as exc:
-            raise Problem(502, "Bad gateway", f"{service} answered something other than JSON") from exc
+            raise UpstreamFailed(f"{service} answered something other than JSON") from exc
 
 
 async def _relay(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
@@ -16,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from guanxi_shared.auth import IDENTITY_HEADER, CurrentIdentity, Identity
 from guanxi_shared.problems import install_problem_handlers
+from guanxi_shared.testing import free_port
 from pydantic import BaseModel
 
 Caller: TypeAlias = CurrentIdentity  # verifies X-Guanxi-Identity like a real service
@@ -127,13 +127,6 @@ def audit(secret: str) -> FastAPI:
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     return app
-
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

@@ -39,6 +39,7 @@ MATRIX = [
 
 @pytest.mark.parametrize(("method", "path", "roles", "service"), MATRIX)
 def test_role_matrix_route_by_route(method: str, path: str, roles: set[Role], service: str | None) -> None:
+    """Each role reaches only the routes its work needs (CF-1)."""
     rule = domain.find_rule(method, path)
     assert rule is not None and rule.service == service
     for role in EVERYONE:
@@ -46,6 +47,7 @@ def test_role_matrix_route_by_route(method: str, path: str, roles: set[Role], se
 
 
 def test_auditor_reaches_only_audit_and_integration_only_intake() -> None:
+    """Auditors and integrations reach only their own routes (CF-1)."""
     for method, path, _, _ in MATRIX:
         rule = domain.find_rule(method, path)
         assert rule is not None
@@ -103,6 +105,7 @@ def test_rate_limiter_waiting_the_advised_time_admits(per_minute: int) -> None:
 
 
 def test_kpis_beside_targets() -> None:
+    """Each indicator beside its target (KP-1)."""
     indicators = {i["indicator"]: i for i in domain.assess({
         "complaints": {
             "by_owner": {"bob": {"first_contact_resolution": 0.1}},

@@ -97,6 +97,7 @@ async def test_complaint_intake_publishes_the_inbound_event_and_an_access_record
 
 
 async def test_authentication_and_the_role_matrix_at_the_door(make_settings, topics, tap) -> None:
+    """Only authorised staff, each role on its own routes (CF-1)."""
     access = await tap("access.recorded")
     async with platform(make_settings) as p, gateway_client(p.app) as client:
         missing = await client.get("/api/v1/customers/c1")
@@ -321,7 +322,7 @@ async def test_cors_only_when_configured(make_settings, topics) -> None:
         # The internal identity the gateway signs verifies with the shared secret (services trust it).
         seen = (await client.get("/api/v1/customers/c1", headers=p.token("agent"))).json()
         assert seen["identity"]["subject"] == "alice"
-        signed = p.app.state.gateway.upstreams.identity_headers(Identity(subject="s", roles=[Role.agent]), "r")
+        signed = p.app.state.deps.services.identity_headers(Identity(subject="s", roles=[Role.agent]), "r")
         assert verify_internal(signed["X-Guanxi-Identity"], DEV_SECRET).subject == "s" and signed["x-request-id"] == "r"
 
 

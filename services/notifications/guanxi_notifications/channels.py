@@ -1,5 +1,5 @@
 """Delivery channels behind one small interface: email (SMTP), SMS and push (HTTP webhook providers),
-and the in-app inbox (our own store).
+the in-app inbox (our own store), and ``RecordingProvider``, the fake the fast tests send through.
 
 A provider either returns (delivered to the channel) or raises ``TransientDeliveryError`` (try
 again later) or ``PermanentDeliveryError`` (this address or message will never work).
@@ -11,42 +11,26 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
 
 import aiosmtplib
 import httpx
+from guanxi_shared.clock import Clock
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from .domain import Channel
+from .domain.delivery import OutboundMessage, PermanentDeliveryError, TransientDeliveryError
+from .store import NotificationStore
 
 SIGNATURE_HEADER = "X-Guanxi-Signature"
 TIMESTAMP_HEADER = "X-Guanxi-Timestamp"
 
 
-class TransientDeliveryError(Exception):
-    pass
-
-
-class PermanentDeliveryError(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    notification_id: str
-    customer_id: str
-    channel: Channel
-    address: str  # clear: held in memory for this send only, never stored or logged
-    language: str
-    subject: str
-    body: str
-    category: str
-
-
 class ChannelProvider(Protocol):
+    """Hands one message to its channel (returning means the channel has it)."""
+
     async def send(self, message: OutboundMessage) -> None: ...
 
 
@@ -141,3 +125,30 @@ class WebhookProvider:
             raise _ProviderBusy(f"provider answered {response.status_code}")
         if response.status_code >= 400:
             raise PermanentDeliveryError(f"provider refused: {response.status_code}")
+
+
+class InboxProvider:
+    """The in-app channel: the message lands in the customer's inbox in our own store."""
+
+    def __init__(self, store: NotificationStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def send(self, message: OutboundMessage) -> None:
+        await self._store.put_inbox(message, self._clock.now())
+
+
+@dataclass
+class RecordingProvider:
+    """A channel for the fast tests: keeps what it was given; ``failures`` are raised by the next sends,
+    one each, in order."""
+
+    sent: list[OutboundMessage] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+    attempts: int = 0
+
+    async def send(self, message: OutboundMessage) -> None:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)

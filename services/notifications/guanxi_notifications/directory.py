@@ -1,53 +1,25 @@
-"""Contact details, asked of the customer service at the moment of sending (DESIGN.md "Personal data").
+"""Contact details, asked of the customer service at the moment of sending (README "Personal data").
 
 The clear address lives only in memory for the duration of one send; the customer service audits
-the read. Its answers: 200 details, 403 no consent for the purpose, 404 unknown, 410 erased.
+the read. Its answers: 200 details, 403 no consent for the purpose, 404 unknown, 410 erased; the
+adapters turn them into ``ContactDetails`` or the outcomes of ``domain.delivery``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 from guanxi_shared.auth import IDENTITY_HEADER, service_token
-from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-
-class ContactDetails(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    customer_id: str
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    language: str | None = None
-    timezone: str | None = None
-    consents: dict[str, bool] = Field(default_factory=dict)
-    channels_opted_out: list[str] = Field(default_factory=list)
-    member_level: str | None = None
-
-    def as_contact(self) -> dict[str, Any]:
-        return self.model_dump()
-
-
-class NoConsent(Exception):
-    """403: the customer did not consent to this purpose."""
-
-
-class UnknownCustomer(Exception):
-    """404."""
-
-
-class CustomerGone(Exception):
-    """410: erased."""
-
-
-class DirectoryUnavailable(Exception):
-    """The customer service could not answer (timeout, 5xx): try again later."""
+from .domain.delivery import ContactDetails, CustomerGone, DirectoryUnavailable, NoConsent, UnknownCustomer
 
 
 class ContactDirectory(Protocol):
+    """Where the handlers get a customer's contact details for one purpose (e.g. ``service``)."""
+
     async def contact_details(self, customer_id: str, purpose: str, channels: list[str]) -> ContactDetails: ...
 
 
@@ -99,3 +71,34 @@ class HttpContactDirectory:
             raise _Retryable(f"customer service answered {response.status_code}")
         # Any other 4xx is a contract problem on our side: retrying later will not fix it.
         raise UnknownCustomer(f"customer service refused the request: {response.status_code}")
+
+
+@dataclass
+class InMemoryContactDirectory:
+    """The customer service's contract held in memory, for the fast tests: details for a purpose the
+    customer consented to, ``NoConsent`` otherwise, ``CustomerGone`` once erased, ``UnknownCustomer``
+    for an id it does not hold, ``DirectoryUnavailable`` while the customer is in ``unavailable``."""
+
+    customers: dict[str, ContactDetails] = field(default_factory=dict)
+    erased: set[str] = field(default_factory=set)
+    unavailable: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (customer, purpose, channels)
+
+    def add(self, details: ContactDetails) -> None:
+        self.customers[details.customer_id] = details
+
+    def calls_for(self, customer_id: str) -> int:
+        return sum(1 for c in self.calls if c[0] == customer_id)
+
+    async def contact_details(self, customer_id: str, purpose: str, channels: list[str]) -> ContactDetails:
+        self.calls.append((customer_id, purpose, list(channels)))
+        if customer_id in self.unavailable:
+            raise DirectoryUnavailable("customer service answered 503")
+        if customer_id in self.erased:
+            raise CustomerGone(customer_id)
+        details = self.customers.get(customer_id)
+        if details is None:
+            raise UnknownCustomer(customer_id)
+        if not details.consents.get(purpose, False):
+            raise NoConsent(purpose)
+        return details.model_copy(deep=True)

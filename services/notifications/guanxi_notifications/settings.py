@@ -43,9 +43,9 @@ class NotificationsSettings(ServiceSettings):
     # A claim ("sending") older than this is assumed crashed and tried again (at-least-once edge).
     sending_lease_seconds: float = Field(300.0, gt=0)
     # Held messages wait for the end of quiet hours or a cap window, retries for minutes: a few seconds
-    # late is nothing, while each pass is a query FerretDB answers by reading every stored message.
+    # late is nothing, while each pass is a query over the stored messages.
     dispatch_interval_seconds: float = Field(5.0, gt=0)
-    # Each outcome publishes its own events at once (handlers._record); the poll is the safety net.
+    # Each outcome publishes its own events at once (through the store's outbox); the poll is the safety net.
     outbox_poll_seconds: float = Field(5.0, gt=0)
 
     # Protection against harassment (CR-3).

@@ -1,6 +1,7 @@
-"""Test doubles that speak the real protocols: an SMTP server (aiosmtpd), the customer service's
-contact-details contract (a FastAPI app reached through httpx ASGITransport), an HTTP webhook
-provider (uvicorn on a free port), and a helper running the notifications service in-process.
+"""Test doubles that speak the real protocols, for the integration tests: an SMTP server (aiosmtpd),
+the customer service's contact-details contract (a FastAPI app reached through httpx ASGITransport),
+an HTTP webhook provider (uvicorn on a free port), and a helper running the notifications service
+in-process. (The fast tests use the in-memory fakes beside the real adapters instead.)
 
 The module name is unique on purpose: every service has a ``tests`` folder without ``__init__``.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,15 +29,10 @@ from guanxi_notifications.settings import NotificationsSettings
 from guanxi_shared.auth import IDENTITY_HEADER, Identity, Role, sign_internal, verify_internal
 from guanxi_shared.clock import ManualClock
 from guanxi_shared.events import new_event
+from guanxi_shared.testing import free_port, send_event, serving
 
 # 11:00 in Shanghai: outside quiet hours.
 DAYTIME = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- SMTP ----------------------------------------------------------------------------------------
@@ -198,9 +193,8 @@ class Running:
 async def running(settings: NotificationsSettings, clock: ManualClock,
                   customers: FakeCustomerService) -> AsyncIterator[Running]:
     app = build(settings, clock, contact_transport=httpx.ASGITransport(app=customers.app()))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as http:
-            yield Running(app, http, settings, clock, customers)
+    async with serving(app) as http:
+        yield Running(app, http, settings, clock, customers)
 
 
 def service_settings(make_settings: Any, smtp: MailCollector, **overrides: Any) -> NotificationsSettings:
@@ -211,9 +205,7 @@ def service_settings(make_settings: Any, smtp: MailCollector, **overrides: Any) 
 
 async def publish(producer: AIOKafkaProducer, prefix: str, type: str, customer_id: str, data: dict[str, Any],
                   *, event_id: str | None = None) -> str:
-    event = new_event(type, customer_id, data, source="tests", id=event_id)
-    await producer.send_and_wait(prefix + type, event.to_json(), key=customer_id.encode())
-    return event.id
+    return await send_event(producer, prefix, new_event(type, customer_id, data, source="tests", id=event_id))
 
 
 def complaint_step(customer_id: str, complaint_id: str, status: str = "acknowledged", **extra: Any) -> dict[str, Any]:

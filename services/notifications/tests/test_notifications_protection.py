@@ -1,4 +1,4 @@
-"""Protection against harassment on real Kafka + FerretDB + SMTP: opt-out, consent, quiet hours,
+"""Protection against harassment (CR-3) on real Kafka + FerretDB + SMTP: opt-out, consent, quiet hours,
 frequency caps (holds released later by the clock), and erasure."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Managed templates over HTTP: roles, validation of variables, versions, preview, and a new version
+"""Managed templates (CC-4) over HTTP: roles, validation of variables, versions, preview, and a new version
 used for the next message sent."""
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
-"""Composition root of the surveys service: the only place that wires things together."""
+"""Composition root of the surveys service: the only place that constructs things."""
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 from fastapi import FastAPI
 from guanxi_shared.clock import Clock, SystemClock
 from guanxi_shared.runtime import ServiceRuntime, serve
 
-from . import api, handlers
-from .handlers import Deps
+from .api import ROUTERS
+from .handlers import Deps, scheduler
 from .settings import SurveysSettings
-from .store import SKIPS, SURVEYS, SurveyStore
+from .store import SURVEYS, MongoSurveyStore
 from .subscribers import subscribe
 
 
@@ -19,32 +19,17 @@ def build(settings: SurveysSettings | None = None, clock: Clock | None = None) -
     settings = settings or SurveysSettings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
-    runtime.outbox_collections(SURVEYS, SKIPS)
-    store = SurveyStore(runtime.db)
-    deps = Deps.create(store, settings, clock, runtime.relay, runtime.publisher)
+    # Surveys carry their steps' events in their outbox; decisions on triggers are announced by the
+    # store from memory (see MongoSurveyStore.record_decisions), so skips have no outbox.
+    outbox = runtime.outbox_for(SURVEYS)
+    store = MongoSurveyStore(runtime.db, outbox, runtime.publisher)
+    deps = Deps.create(store, settings, clock)
     subscribe(runtime, deps)
-
-    async def scheduler() -> None:
-        # Sends, reminds and expires; every step is a conditional update, so restarts and
-        # several instances never send a survey twice.
-        while True:
-            await handlers.tick_if_due(deps)
-            await asyncio.sleep(settings.scheduler_interval_seconds)
-
-    async def load_calendar() -> None:
-        # The holiday calendar is loaded (a module import) on first use; do it before the first batch,
-        # which otherwise paid ~0.4 s for it.
-        now = clock.now()
-        for year in (now.year, now.year + 1):
-            deps.policy.is_working(now.replace(year=year, month=1, day=1).date())
-
     runtime.on_startup(store.ensure_indexes)
-    runtime.on_startup(load_calendar)
-    runtime.background("survey-scheduler", scheduler)
-    app = runtime.http_app([api.router()], title="Guanxi surveys service",
-                           description="post-purchase and post-resolution surveys, CSAT, NPS, reports")
-    app.state.deps = deps
-    return app
+    runtime.on_startup(partial(scheduler.load_calendar, deps))
+    runtime.every("survey-scheduler", settings.scheduler_interval_seconds, partial(scheduler.tick_if_due, deps))
+    return runtime.http_app(ROUTERS, deps=deps, title="Guanxi surveys service",
+                            description="post-purchase and post-resolution surveys, CSAT, NPS, reports")
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from guanxi_surveys import domain
-from guanxi_surveys.links import LinkExpired, LinkInvalid, read_link, sign_link
+from guanxi_surveys.domain.links import LinkExpired, LinkInvalid, read_link, sign_link
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +27,7 @@ def choose_post_purchase(purchased_at: datetime, now: datetime | None = None) ->
 
 
 def test_plain_weekday_purchase_is_surveyed_three_days_later_at_the_same_time() -> None:
+    """A survey 3–7 days after a purchase (SV-1)."""
     # Mon 2026-11-16 10:00 → Thu 2026-11-19 10:00 (working day, not quiet).
     assert choose_post_purchase(local(2026, 11, 16, 10)) == local(2026, 11, 19, 10)
 
@@ -52,6 +53,7 @@ def test_window_without_any_working_day_falls_back_to_a_non_quiet_time_in_the_wi
 
 
 def test_window_already_passed_means_no_window() -> None:
+    """The 3–7 day window after a purchase (SV-1)."""
     bought = local(2026, 1, 1, 10)
     assert domain.send_window(bought, bought + timedelta(days=8), 3, 7) is None
     # Late inside the window: start from now.
@@ -63,6 +65,7 @@ def test_window_already_passed_means_no_window() -> None:
 @given(st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 20), timezones=st.just(UTC)),
        st.floats(min_value=0, max_value=5), st.floats(min_value=0, max_value=6))
 def test_send_time_always_inside_the_window_and_allowed_when_possible(bought: datetime, low: float, extra: float) -> None:
+    """The send time stays inside its window (SV-1)."""
     earliest, latest = bought + timedelta(days=low), bought + timedelta(days=low + extra)
     chosen = POLICY.choose(earliest, latest, SHANGHAI)
     assert earliest <= chosen <= latest
@@ -97,6 +100,7 @@ def test_consent_erasure_and_cooldown_decide_who_is_surveyed() -> None:
 
 
 def test_answers_are_validated_against_the_template() -> None:
+    """Satisfaction 0–100 and NPS 0–10 (SV-2)."""
     template = domain.current_template("post_purchase")
     ok = domain.validate_answers(template, {"satisfaction": 85, "recommend": 9, "liked_most": "delivery", "comment": " fast "})
     assert (ok.csat, ok.nps, ok.values["comment"]) == (85, 9, "fast")
@@ -126,12 +130,22 @@ def test_low_scores_and_nps_categories() -> None:
     assert domain.low_score_reasons(60, 7, 60) == []
 
 
+def answered(figures: domain.Figures, *scores: tuple[int, int], n: int = 1) -> domain.Figures:
+    for csat, nps in scores:
+        figures.count(n, completed=True, csat=csat, nps=nps)
+    return figures
+
+
 def test_report_figures_are_sums_then_ratios() -> None:
-    figures = domain.Figures(sent=8, completed=4, csat_sum=90 + 80 + 70 + 100, csat_n=4, nps_n=4, promoters=2, detractors=1)
+    """Average satisfaction against 85, NPS and response rate (SV-3)."""
+    figures = answered(domain.Figures(), (90, 10), (80, 9), (70, 8), (100, 3))
+    figures.count(4, completed=False, csat=None, nps=None)
+    assert (figures.sent, figures.completed, figures.csat_sum, figures.csat_n) == (8, 4, 90 + 80 + 70 + 100, 4)
+    assert (figures.nps_n, figures.promoters, figures.detractors) == (4, 2, 1)
     report = figures.as_report(85)
     assert report["avg_csat"] == 85.0 and report["meets_target"] is True
     assert report["nps"] == 25.0 and report["response_rate"] == 0.5
-    empty = domain.Figures(0, 0, 0, 0, 0, 0, 0).as_report(85)
+    empty = domain.Figures().as_report(85)
     assert empty["avg_csat"] is None and empty["nps"] is None and empty["response_rate"] is None
 
 
@@ -148,13 +162,28 @@ def test_answer_link_is_signed_and_expires() -> None:
         read_link(token[:-3] + "abc", "a-secret-of-at-least-thirty-two-bytes", now)
 
 
-def test_figures_and_distribution_from_tallies() -> None:
-    tallies = [domain.Tally(True, 90, 10, 2), domain.Tally(True, 50, 3, 1), domain.Tally(True, 80, 8, 1),
-               domain.Tally(False, None, None, 4)]
-    figures = domain.Figures.of(tallies)
+def test_figures_and_distribution_from_counts_of_equal_outcomes() -> None:
+    figures = answered(domain.Figures(), (90, 10), n=2)
+    answered(figures, (50, 3), (80, 8))
+    figures.count(4, completed=False, csat=None, nps=None)
     # 8 sent, 4 answered; CSAT (2×90 + 50 + 80) / 4 = 77.5; NPS (2 promoters − 1 detractor) / 4 = 25.
-    assert figures == domain.Figures(sent=8, completed=4, csat_sum=310, csat_n=4, nps_n=4, promoters=2, detractors=1)
+    assert (figures.sent, figures.completed, figures.csat_sum, figures.csat_n) == (8, 4, 310, 4)
+    assert (figures.nps_n, figures.promoters, figures.detractors) == (4, 2, 1)
     assert figures.as_report(85)["avg_csat"] == 77.5
-    dist = domain.distribution(tallies)
+    dist = figures.distribution()
     assert dist["csat"] == {"0-59": 1, "60-69": 0, "70-79": 0, "80-89": 1, "90-100": 2}
     assert (dist["nps"]["10"], dist["nps"]["3"], dist["nps"]["8"], sum(dist["nps"].values())) == (2, 1, 1, 4)
+
+
+def test_figures_of_groups_add_up_to_the_overall_figures() -> None:
+    """Report groups add up to the overall figures (SV-3)."""
+    web = answered(domain.Figures(), (90, 10), (50, 3))
+    app = answered(domain.Figures(), (80, 8))
+    app.count(1, completed=False, csat=None, nps=None)
+    overall = domain.Figures.total([web, app])
+    assert overall == answered(domain.Figures(sent=1), (90, 10), (50, 3), (80, 8))
+    assert (overall.sent, overall.completed, overall.as_report(85)["avg_csat"]) == (4, 3, 73.33)
+    # A sent survey answered without an NPS counts for CSAT only.
+    figures = answered(domain.Figures(), (70, 9))
+    figures.count(1, completed=True, csat=60, nps=None)
+    assert (figures.csat_n, figures.nps_n, figures.as_report(85)["avg_csat"]) == (2, 1, 65.0)

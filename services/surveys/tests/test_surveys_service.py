@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from guanxi_shared.auth import Identity, Role, sign_internal
 from guanxi_shared.clock import ManualClock
 from guanxi_shared.events import new_event
-from guanxi_shared.testing import EventTap, eventually
+from guanxi_shared.testing import EventTap, eventually, send_event, serving
 from guanxi_shared.topics import (
     COMPLAINT_RESOLVED,
     CUSTOMER_CONSENT_CHANGED,
@@ -51,9 +51,7 @@ class Kit:
         return {"X-Guanxi-Identity": token}
 
     async def send(self, type_: str, customer: str, data: dict[str, Any], event_id: str | None = None) -> str:
-        event = new_event(type_, customer, data, source="tests", id=event_id)
-        await self.producer.send_and_wait(self.prefix + type_, event.to_json(), key=customer.encode())
-        return event.id
+        return await send_event(self.producer, self.prefix, new_event(type_, customer, data, source="tests", id=event_id))
 
     async def register(self, customer: str, *, survey: bool = True, level: str = "standard", language: str = "zh") -> None:
         await self.send(CUSTOMER_REGISTERED, customer, {
@@ -85,12 +83,8 @@ async def kit(make_settings, topics, producer) -> AsyncIterator[Kit]:  # type: i
     await k.mongo.close()
 
 
-@asynccontextmanager
-async def running(settings: SurveysSettings, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
-    app = build(settings, clock)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as client:
-            yield client
+def running(settings: SurveysSettings, clock: ManualClock) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return serving(build(settings, clock))
 
 
 def datas(t: EventTap, topic: str) -> list[dict[str, Any]]:
@@ -131,6 +125,7 @@ async def test_a_decision_stored_but_not_announced_is_announced_when_the_trigger
 
 
 async def test_purchase_schedules_one_survey_in_window_duplicates_none_and_cooldown_skips(kit: Kit, tap) -> None:  # type: ignore[no-untyped-def]
+    """A survey in the 3–7 day window after a purchase (SV-1)."""
     clock = ManualClock(T0)
     seen = await tap(SURVEY_SCHEDULED, SURVEY_SKIPPED)
     async with running(kit.settings, clock) as client:
@@ -272,6 +267,7 @@ async def test_due_survey_is_requested_once_across_a_restart_and_answered_once(k
 
 
 async def test_reports_reminder_expiry_and_erasure(kit: Kit, tap) -> None:  # type: ignore[no-untyped-def]
+    """Reports per channel and segment (SV-3); erasure (CI-6)."""
     clock = ManualClock(T0)
     seen = await tap(SURVEY_SCHEDULED, SURVEY_REQUESTED)
     # (customer, channel, member level, csat, nps) — c-10 never answers.

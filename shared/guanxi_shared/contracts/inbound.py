@@ -1,4 +1,4 @@
-"""The public inbound contract (DESIGN.md "Inbound integration contract")."""
+"""The public inbound contract (docs/events.md, "Inbound integration contract")."""
 
 from __future__ import annotations
 

@@ -1,0 +1,14 @@
+"""Complaint KPIs of a period (KP-1, CP-5, CP-6): the cases received in it, computed by the domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..domain import kpis
+from .deps import Deps
+
+
+async def complaint_kpis(deps: Deps, start: datetime, end: datetime) -> dict[str, Any]:
+    kpis.check_period(start, end)
+    return kpis.compute(await deps.cases.received_between(start, end), deps.clock.now())
