@@ -64,9 +64,10 @@ async def e2e_platform(infra: Infra, mail_sink: MailSink, trace_receiver: TraceR
         "customer": {},
         "complaints": {},
         # Post-resolution surveys go out at once and at any hour, so the test can answer one.
-        "surveys": {"SURVEYS_PUBLIC_BASE_URL": urls["gateway"], "SURVEYS_POST_RESOLUTION_MIN_DAYS": "0",
-                    "SURVEYS_POST_RESOLUTION_MAX_DAYS": "0.02", "SURVEYS_QUIET_START": "00:00", "SURVEYS_QUIET_END": "00:00",
-                    "SURVEYS_SCHEDULER_INTERVAL_SECONDS": "0.5"},
+        # The emailed link goes straight to the API (the console, whose /s page it opens by default, is not run here).
+        "surveys": {"SURVEYS_LINK_BASE_URL": f"{urls['gateway']}/api/v1/surveys/answer",
+                    "SURVEYS_POST_RESOLUTION_MIN_DAYS": "0", "SURVEYS_POST_RESOLUTION_MAX_DAYS": "0.02",
+                    "SURVEYS_QUIET_START": "00:00", "SURVEYS_QUIET_END": "00:00", "SURVEYS_SCHEDULER_INTERVAL_SECONDS": "0.5"},
         "notifications": {"NOTIFICATIONS_SMTP_HOST": "127.0.0.1", "NOTIFICATIONS_SMTP_PORT": str(mail_sink.port),
                           "NOTIFICATIONS_CUSTOMER_BASE_URL": urls["customer"], "NOTIFICATIONS_QUIET_HOURS_START": "00:00",
                           "NOTIFICATIONS_QUIET_HOURS_END": "00:00", "NOTIFICATIONS_DISPATCH_INTERVAL_SECONDS": "0.5"},

@@ -1,4 +1,4 @@
-"""Run the whole platform on one machine: infrastructure, SMTP sink, five services and the gateway.
+"""Run the whole platform on one machine: infrastructure, SMTP sink, five services, the gateway and the console.
 
     python deploy/local/stack.py run    # foreground; Ctrl-C stops everything cleanly
     python deploy/local/stack.py up     # background; returns when the gateway answers /readyz
@@ -31,8 +31,11 @@ SERVICES: list[tuple[str, str, int]] = [
     ("notifications", "guanxi_notifications", 8104),
     ("audit", "guanxi_audit", 8105),
     ("gateway", "guanxi_gateway", 8000),
+    # The console last: it is a client of the gateway, and its readiness is the gateway's.
+    ("console", "guanxi_console", 8106),
 ]
 SMTP_PORT = int(os.environ.get("GUANXI_SMTP_PORT", "1025"))
+CONSOLE_PORT = next(port for name, _, port in SERVICES if name == "console")
 MAILDIR = infra.LOCAL / "mail"
 
 
@@ -50,6 +53,10 @@ def _env() -> dict[str, str]:
         "MONGODB_URL": f"mongodb://127.0.0.1:{infra.MONGO_PORT}",
         "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
         "NOTIFICATIONS_SMTP_PORT": str(SMTP_PORT),
+        # The customer's links open the console's pages: the survey (/s/{token}) and the complaint status
+        # (/c/{token}).
+        "SURVEYS_LINK_BASE_URL": f"http://127.0.0.1:{CONSOLE_PORT}/s",
+        "COMPLAINTS_STATUS_LINK_BASE": f"http://127.0.0.1:{CONSOLE_PORT}/c",
     }
     return {**env, **{k: v for k, v in os.environ.items() if k in env}}
 
@@ -81,7 +88,8 @@ def stop_services() -> None:
 def up() -> None:
     infra.up()
     start_services()
-    infra.say("Guanxi is up: gateway http://127.0.0.1:8000  (API docs http://127.0.0.1:8000/docs)")
+    infra.say("Guanxi is up: gateway http://127.0.0.1:8000  (API docs http://127.0.0.1:8000/docs), "
+              "console http://127.0.0.1:8106 (development sign-in)")
     infra.say(f"mail sent in local mode is saved under {MAILDIR}; `make down` stops everything")
 
 

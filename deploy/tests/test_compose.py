@@ -12,8 +12,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every service is built from the one deploy/Dockerfile with build args SERVICE, ENV_PREFIX and PORT
-# (see the head of docker-compose.yml). A new service (e.g. console, 8106) goes here and into the compose file.
-SERVICES = ["customer", "complaints", "surveys", "notifications", "audit", "gateway"]
+# (see the head of docker-compose.yml). A new service goes here and into the compose file.
+SERVICES = ["customer", "complaints", "surveys", "notifications", "audit", "gateway", "console"]
+# Services the gateway forwards /api/v1 to (the console is a client of the gateway, not behind it).
+BEHIND_THE_GATEWAY = ["customer", "complaints", "surveys", "notifications", "audit"]
 DOCKERFILE = "deploy/Dockerfile"
 BUILD_ARGS = ("SERVICE", "ENV_PREFIX", "PORT")
 
@@ -68,11 +70,16 @@ def test_the_dockerfile_is_parameterised() -> None:
     assert not sorted((ROOT / "services").glob("*/Dockerfile")), "per-service Dockerfiles are replaced by deploy/Dockerfile"
     dockerfile = (ROOT / DOCKERFILE).read_text()
     stages = re.split(r"^FROM\s", dockerfile, flags=re.M)[1:]
-    assert len(stages) == 2, "multi-stage: a build stage with uv and a runtime stage"
-    for stage in stages:  # an ARG is visible only in the stage that declares it
+    assert len(stages) == 3, "multi-stage: the console's assets (npm ci), a build stage with uv and a runtime stage"
+    assets, build, runtime = stages
+    for stage in (build, runtime):  # an ARG is visible only in the stage that declares it
         declared = set(re.findall(r"^ARG\s+(\w+)", stage, flags=re.M))
         assert set(BUILD_ARGS) <= declared, f"a stage does not declare ARG {sorted(set(BUILD_ARGS) - declared)}"
-    build, runtime = stages
+    assert " AS assets" in assets.splitlines()[0] and re.search(r"^ARG SERVICE$", assets, flags=re.M)
+    # The console's htmx and echarts come from its pinned lock, installed in the image (no CDN at run time).
+    assert "COPY services/console/package.json services/console/package-lock.json" in assets
+    assert re.search(r'if \[ "\$SERVICE" = "console" \]; then npm ci ', assets)
+    assert "COPY --from=assets /assets/node_modules ./services/console/node_modules" in build
     assert "uv sync --frozen --no-dev --package \"guanxi-${SERVICE}\"" in build
     assert re.search(r"^ENV .*\$\{ENV_PREFIX\}_HTTP_HOST=0\.0\.0\.0", runtime, flags=re.M | re.S)
     assert "${ENV_PREFIX}_HTTP_PORT=${PORT}" in runtime
@@ -129,7 +136,15 @@ def test_environment_names_match_the_settings_classes(compose: dict[str, Any]) -
 
 def test_gateway_knows_where_every_service_is(compose: dict[str, Any]) -> None:
     env = compose["services"]["gateway"]["environment"]
-    for name in [n for n in SERVICES if n != "gateway"]:
+    for name in BEHIND_THE_GATEWAY:
         url = env[f"GATEWAY_{name.upper()}_URL"]
         port = compose["services"][name]["environment"][f"{name.upper()}_HTTP_PORT"]
         assert url == f"http://{name}:{port}"
+
+
+def test_the_console_calls_the_gateway_and_keeps_its_sessions_in_its_own_database(compose: dict[str, Any]) -> None:
+    spec = compose["services"]["console"]
+    env = spec["environment"]
+    assert env["CONSOLE_GATEWAY_URL"] == "http://gateway:8000"
+    assert "gateway" in spec["depends_on"] and "mongodb" in spec["depends_on"]
+    assert "CONSOLE_GATEWAY_URL" not in compose["services"]["gateway"]["environment"]

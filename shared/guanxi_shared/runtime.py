@@ -34,8 +34,11 @@ Hook = Callable[[], Awaitable[None]]
 
 
 class ServiceRuntime:
-    def __init__(self, settings: ServiceSettings, *, tracing: bool = True) -> None:
+    def __init__(self, settings: ServiceSettings, *, tracing: bool = True, messaging: bool = True) -> None:
+        """``messaging=False`` for a service that neither consumes nor publishes events (the console): no
+        Kafka client is made, started or asked for readiness."""
         self.settings = settings
+        self.messaging = messaging
         tracer_provider = setup_tracing(settings.service_name, settings.service_version) if tracing else None
         self.mongo = make_mongo_client(settings)
         self.db = database(self.mongo, settings)
@@ -49,6 +52,7 @@ class ServiceRuntime:
         self.relay = OutboxRelay(self.publisher, [], poll_seconds=settings.outbox_poll_seconds)
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
+        self._checks: dict[str, Callable[[], Awaitable[bool]]] = {}
         self._loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
@@ -56,6 +60,7 @@ class ServiceRuntime:
     def outbox_for(self, *names: str) -> Outbox:
         """The service's ``Outbox`` over the collections whose documents carry outbox entries; the relay
         behind it is started and stopped with the service. Called once, by the composition root."""
+        self._need_messaging("an outbox")
         # The relay's polling pass reads through the read pool, off the one writing connection (see OutboxRelay).
         self.relay = OutboxRelay(self.publisher, [self.db[n] for n in names], poll_seconds=self.settings.outbox_poll_seconds,
                                  scan_collections=[self.read_db[n] for n in names])
@@ -65,8 +70,13 @@ class ServiceRuntime:
                 group_id: str | None = None, **options: Any) -> EventConsumer:
         """Subscribe ``handlers`` (event type → use case) in the service's consumer group: the one way a
         service subscribes. The consumer keeps the outbox relay in step with its batches."""
+        self._need_messaging("a consumer")
         return EventConsumer(self.broker, self.settings, self.publisher, handlers, batch_handlers=batch_handlers,
                              group_id=group_id, relay=self.relay, **options)
+
+    def _need_messaging(self, what: str) -> None:
+        if not self.messaging:
+            raise RuntimeError(f"{self.settings.service_name} was built without messaging and cannot have {what}")
 
     def every(self, name: str, seconds: float, work: Callable[[], Awaitable[Any]]) -> None:
         """Run ``work`` every ``seconds`` while the service runs. A failed pass is logged and the next
@@ -84,6 +94,10 @@ class ServiceRuntime:
 
         self.background(name, loop)
 
+    def ready_when(self, name: str, check: Callable[[], Awaitable[bool]]) -> None:
+        """Add a readiness check (``/readyz`` answers 503 while it is false), e.g. a service this one needs."""
+        self._checks[name] = check
+
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
         return hook
@@ -98,10 +112,12 @@ class ServiceRuntime:
     async def start(self) -> None:
         for hook in self._startup:
             await hook()
-        await self.broker.start()
-        await self.publisher.start()
-        self._tasks = [asyncio.create_task(self._guard(name, loop), name=name) for name, loop in
-                       [("outbox-relay", self.relay.run), *self._loops]]
+        loops = list(self._loops)
+        if self.messaging:
+            await self.broker.start()
+            await self.publisher.start()
+            loops.insert(0, ("outbox-relay", self.relay.run))
+        self._tasks = [asyncio.create_task(self._guard(name, loop), name=name) for name, loop in loops]
         self.started = True
         log.info("%s started", self.settings.service_name)
 
@@ -124,9 +140,20 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        await self.broker.stop()  # waits for in-flight handlers up to graceful_timeout
+        if self.messaging:
+            await self.broker.stop()  # waits for in-flight handlers up to graceful_timeout
         for hook in self._shutdown:
             await hook()
+        if self.messaging:
+            await self._drain_outbox()
+        await self.mongo.close()
+        if self.read_mongo is not self.mongo:
+            await self.read_mongo.close()
+        self.started = False
+        flush_spans()
+        log.info("%s stopped", self.settings.service_name)
+
+    async def _drain_outbox(self) -> None:
         # Clear what went out (bounded: whatever is left is published again, with the same ids, by
         # the next start, and consumers deduplicate).
         with contextlib.suppress(Exception):
@@ -137,20 +164,20 @@ class ServiceRuntime:
             await asyncio.wait_for(self.relay.flush_all(), timeout=10)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.publisher.stop(), timeout=10)
-        await self.mongo.close()
-        if self.read_mongo is not self.mongo:
-            await self.read_mongo.close()
-        self.started = False
-        flush_spans()
-        log.info("%s stopped", self.settings.service_name)
 
     async def readiness(self) -> dict[str, Any]:
-        store_ok = await ping(self.mongo)
-        try:
-            broker_ok = bool(await self.broker.ping(timeout=2.0))
-        except Exception:
-            broker_ok = False
-        return {"store": store_ok, "broker": broker_ok, "started": self.started}
+        checks: dict[str, Any] = {"store": await ping(self.mongo)}
+        if self.messaging:
+            try:
+                checks["broker"] = bool(await self.broker.ping(timeout=2.0))
+            except Exception:
+                checks["broker"] = False
+        for name, check in self._checks.items():
+            try:
+                checks[name] = bool(await check())
+            except Exception:
+                checks[name] = False
+        return {**checks, "started": self.started}
 
     def http_app(self, routers: Sequence[APIRouter], *, deps: Any, title: str, description: str = "") -> FastAPI:
         """The service's FastAPI app: its routers, the health probes, problem+json errors, request ids and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from guanxi_shared.runtime import app_deps
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import handlers
-from .domain import DEADLINE_ORDER, Actor, Case, Status
+from .domain import DEADLINE_ORDER, Actor, Case
 from .handlers import Deps
 
 READERS = (Role.agent, Role.supervisor, Role.admin, Role.service)
@@ -23,8 +24,11 @@ Reader = Annotated[Identity, Depends(require_roles(*READERS))]
 Staff = Annotated[Identity, Depends(require_roles(*ACTORS))]
 KpiReader = Annotated[Identity, Depends(require_roles(*KPI_READERS))]
 
+# The customer's status link is public: the signed token is the credential, and the answer holds no
+# personal data. First, so that its path is never taken for a case id.
+public = APIRouter(prefix="/api/v1", tags=["complaint status (public)"])
 router = APIRouter(prefix="/api/v1", tags=["complaints"])
-ROUTERS = [router]
+ROUTERS = [public, router]
 
 
 class _Body(BaseModel):
@@ -67,16 +71,22 @@ def actor(who: Identity) -> Actor:
     return Actor(who.subject, supervisor=who.has(Role.supervisor), team=who.team)
 
 
-def view(case: Case, deps: Deps) -> dict[str, Any]:
-    """The case as clients see it: times in RFC 3339 in the service's time zone, SLA outcomes as of now."""
+def _rfc3339(deps: Deps) -> Callable[[datetime | None], str | None]:
     tz = deps.policy.calendar.tz
-    now = deps.clock.now()
 
     def rfc3339(moment: datetime | None) -> str | None:
         return moment.astimezone(tz).isoformat() if moment is not None else None
 
+    return rfc3339
+
+
+def view(case: Case, deps: Deps) -> dict[str, Any]:
+    """The case as clients see it: times in RFC 3339 in the service's time zone, SLA outcomes as of now."""
+    now = deps.clock.now()
+    rfc3339 = _rfc3339(deps)
     return {
         "id": case.id,
+        "number": case.number,
         "customer_id": case.customer_id,
         "status": case.status.value,
         "channel": case.channel,
@@ -94,6 +104,8 @@ def view(case: Case, deps: Deps) -> dict[str, Any]:
         "sla": {name: {"due_at": rfc3339(s.due_at), "met_at": rfc3339(s.met_at), "outcome": s.outcome(now),
                        "approaching_notified": s.approached, "breached": s.breached}
                 for name, s in case.deadlines.items()},
+        "next_deadline": case.next_deadline(),
+        "next_due_at": rfc3339(case.next_due_at),
         "overdue": case.is_overdue(now),
         "preliminary_opinion": case.preliminary_opinion,
         "investigation_reason": case.investigation_reason,
@@ -114,24 +126,59 @@ def view(case: Case, deps: Deps) -> dict[str, Any]:
     }
 
 
-@router.get("/complaints/{case_id}", summary="A complaint case with its status and deadlines")
+def status_view(case: Case, deps: Deps) -> dict[str, Any]:
+    """What the customer's status page shows: non-personal facts only (no id, customer, description or notes)."""
+    now = deps.clock.now()
+    rfc3339 = _rfc3339(deps)
+    nearest = case.next_deadline()
+    state = case.deadlines.get(nearest) if nearest else None
+    return {
+        "number": case.number,
+        "status": case.status.value,
+        "received_at": rfc3339(case.received_at),
+        "acknowledged_at": rfc3339(case.acknowledged_at),
+        "resolved_at": rfc3339(case.resolved_at),
+        "closed_at": rfc3339(case.closed_at),
+        "next_deadline": nearest,
+        "next_due_at": rfc3339(case.next_due_at),
+        "breached": case.is_overdue(now) or bool(state is not None and state.breached),
+    }
+
+
+Several = Annotated[list[str] | None, Query(description="repeat the parameter or separate values with commas")]
+
+
+@public.get("/complaints/status/{token}", summary="A complaint's status behind the customer's signed link")
+async def complaint_status(token: str, deps: DepsDep) -> dict[str, Any]:
+    return status_view(await handlers.status_page(deps, token), deps)
+
+
+@router.get("/complaints/{case_id}", summary="A complaint case (by id or case number) with its status and deadlines")
 async def get_case(case_id: str, _: Reader, deps: DepsDep) -> dict[str, Any]:
     return view(await handlers.get_case(deps, case_id), deps)
 
 
-@router.get("/complaints", summary="Queues of complaints by customer, status, owner, overdue")
+@router.get("/complaints", summary="Queues of complaints: filters, newest receipt or nearest deadline first")
 async def list_cases(
     _: Reader,
     deps: DepsDep,
     customer_id: str | None = None,
-    status: Status | None = None,
-    owner: str | None = None,
+    status: Several = None,
+    open_: Annotated[bool | None, Query(alias="open", description="true: every status but resolved and closed")] = None,
+    owner: Annotated[str | None, Query(description="a handler, or `none` for the unassigned cases")] = None,
+    team: str | None = None,
+    severity: Several = None,
+    channel: Several = None,
+    category: Several = None,
+    number: Annotated[str | None, Query(description="a case number, e.g. TS-2026-000123 (exact)")] = None,
     overdue: bool | None = None,
+    sort: Annotated[str | None, Query(description="`received` (newest first, the default) or `deadline`")] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    page = await handlers.list_cases(deps, customer_id=customer_id, status=status, owner=owner, overdue=overdue,
-                                     limit=limit, cursor=cursor)
+    page = await handlers.list_cases(deps, customer_id=customer_id, status=status, open_=open_, owner=owner, team=team,
+                                     severity=severity, channel=channel, category=category, number=number,
+                                     overdue=overdue, sort=sort, limit=limit, cursor=cursor)
     return {"items": [view(c, deps) for c in page.items], "next": page.next}
 
 

@@ -11,7 +11,7 @@ from guanxi_shared.runtime import ServiceRuntime, serve
 
 from . import handlers
 from .api import ROUTERS
-from .domain import Policy, WorkingCalendar
+from .domain import Policy, StatusLinks, WorkingCalendar
 from .domain.crisis import CrisisRule
 from .settings import ComplaintsSettings
 from .store import CASES, CRISIS, CaseStore, CrisisStore, MongoCaseStore, MongoCrisisStore
@@ -39,6 +39,10 @@ def make_policy(settings: ComplaintsSettings) -> Policy:
         unowned_grace=timedelta(minutes=settings.unowned_grace_minutes),
         follow_up_window=timedelta(days=settings.follow_up_window_days),
         pause_while_waiting=settings.pause_while_waiting_on_customer,
+        team_by_category=dict(settings.team_by_category),
+        default_team=settings.default_team,
+        status_links=StatusLinks(secret=settings.status_link_secret.get_secret_value(), base_url=settings.status_link_base,
+                                 valid_for=timedelta(days=settings.status_link_days)),
     )
 
 

@@ -1,7 +1,7 @@
 """Settings of the complaints service (environment variables prefixed `COMPLAINTS_`).
 
-Lists (extra holidays, working days, per-severity targets) are read as JSON from the environment,
-e.g. ``COMPLAINTS_EXTRA_WORKING_DAYS='["2027-02-20"]'``.
+Lists and maps (extra holidays, working days, per-severity targets, teams by category) are read as
+JSON from the environment, e.g. ``COMPLAINTS_EXTRA_WORKING_DAYS='["2027-02-20"]'``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import date, time
 from typing import ClassVar
 
-from guanxi_shared.settings import ServiceSettings
-from pydantic import Field
+from guanxi_shared.settings import DEV_SECRET, ServiceSettings
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -62,3 +62,20 @@ class ComplaintsSettings(ServiceSettings):
 
     # HTTP lists.
     max_page_size: int = Field(200, ge=1, le=1000)
+
+    # Routing at intake: the team of a new case by its category (JSON map), else the default team.
+    team_by_category: dict[str, str] = Field(default_factory=dict)
+    default_team: str = Field("general", min_length=1, max_length=128)
+
+    # The customer's status page: the acknowledgement carries ``<status_link_base>/<token>``, a token
+    # signed with ``status_link_secret`` (separate from the internal secret so links can be rotated alone)
+    # and valid for ``status_link_days`` after it was issued.
+    status_link_secret: SecretStr = SecretStr(DEV_SECRET + "-complaint-status")
+    status_link_base: str = "http://127.0.0.1:8106/c"
+    status_link_days: float = Field(180.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_status_link_secret(self) -> ComplaintsSettings:
+        if self.environment != "local" and self.status_link_secret.get_secret_value().startswith(DEV_SECRET):
+            raise ValueError("COMPLAINTS_STATUS_LINK_SECRET must be set outside local mode")
+        return self

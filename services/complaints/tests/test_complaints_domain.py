@@ -342,3 +342,105 @@ def test_more_complaints_now_never_lower_the_reading(history: list[tuple[int, in
     # Counts older than the window and its baseline never matter.
     ancient = (NOW - RULE.lookback - RULE.window, 1000)
     assert crisis.read([*counts, ancient], NOW, RULE) == before
+
+
+# ---------------------------------------------------------------- case numbers, teams, queues, status links
+
+
+def test_case_numbers_are_the_year_and_a_six_digit_sequence() -> None:
+    assert domain.case_number(2026, 123) == "TS-2026-000123"
+    assert domain.case_number(2027, 1_234_567) == "TS-2027-1234567"  # a busy year grows a digit, never wraps
+    assert domain.is_case_number("TS-2026-000123") and not domain.is_case_number("TS-26-123")
+    assert not domain.is_case_number("1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed")
+    # The year of the local day of receipt: 31 Dec 16:30 UTC is already New Year's Day in Shanghai.
+    assert POLICY.number_year(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)) == 2027
+    assert POLICY.number_year(datetime(2026, 12, 31, 15, 59, tzinfo=UTC)) == 2026
+
+
+def test_the_number_is_on_the_case_and_in_every_step_event() -> None:
+    out = domain.open_case(intake(), POLICY, RECEIVED, number="TS-2026-000007")
+    assert out.case.number == "TS-2026-000007"
+    assert [e.data["number"] for e in out.events] == ["TS-2026-000007", "TS-2026-000007"]
+    assigned = domain.assign(out.case, "alice", "alice", RECEIVED, POLICY)
+    assert assigned.events[0].data["number"] == "TS-2026-000007"
+    late = domain.tick(assigned.case, RECEIVED + timedelta(days=30), POLICY)
+    assert {e.data["number"] for e in late.events} == {"TS-2026-000007"}
+    assert domain.open_case(intake(), POLICY, RECEIVED).case.number is None  # e.g. the store contract's cases
+
+
+def test_intake_routes_the_case_to_a_team_and_assignment_keeps_it() -> None:
+    policy = Policy(calendar=POLICY.calendar, team_by_category={"billing": "finance"}, default_team="front-desk")
+    billing, delivery = opened(policy), opened(policy, category="delivery")
+    assert (billing.team, delivery.team) == ("finance", "front-desk")
+    assert opened().team == domain.DEFAULT_TEAM == "general"
+    taken = domain.assign(billing, "alice", "alice", RECEIVED, policy).case
+    assert (taken.owner, taken.team) == ("alice", "finance")
+    moved = domain.assign(taken, "bob", "sue", RECEIVED, policy, team="escalations")
+    assert moved.case.team == "escalations" and moved.events[0].data["team"] == "escalations"
+    assert moved.case.history[-1].note == "from alice; team finance → escalations"
+    # Only a supervisor moves a case to another team; naming its own team is no move.
+    domain.ensure_may_move(domain.Actor("sue", supervisor=True), taken, "escalations")
+    domain.ensure_may_move(domain.Actor("alice"), taken, "finance")
+    domain.ensure_may_move(domain.Actor("alice"), taken, None)
+    with pytest.raises(NotPermitted, match="only a supervisor moves it"):
+        domain.ensure_may_move(domain.Actor("alice", team="north"), taken, "north")
+
+
+def test_next_deadline_names_the_nearest_open_one() -> None:
+    case = opened()
+    assert case.next_deadline() == "preliminary_opinion" and case.next_due_at == datetime(2026, 10, 10, 18, tzinfo=CST)
+    waiting = domain.open_case(intake(), Policy(calendar=POLICY.calendar, auto_acknowledge=False), RECEIVED).case
+    assert waiting.next_deadline() == "acknowledge"
+    resolved = domain.resolve(case, "done", "a", RECEIVED, POLICY).case
+    assert resolved.next_deadline() is None and resolved.next_due_at is None
+
+
+def test_queue_parameters_take_several_values_and_name_the_bad_one() -> None:
+    q = domain.queue
+    assert q.values("status", ["received,reopened", " acknowledged "], q.STATUSES) == {"received", "reopened",
+                                                                                       "acknowledged"}
+    assert q.values("status", None, q.STATUSES) is None and q.values("category", [","]) is None
+    assert q.values("category", "any thing") == {"any thing"}  # categories are free: not checked
+    assert q.values("channel", "survey,web", q.CHANNELS) == {"survey", "web"}
+    with pytest.raises(domain.InvalidQuery) as bad:
+        q.values("severity", ["high", "extreme"], q.SEVERITIES)
+    assert bad.value.status == 422 and bad.value.detail.startswith("query.severity: unknown value 'extreme'")
+    assert bad.value.extra["errors"] == [{"location": "query.severity", "message": bad.value.detail[len("query.severity: "):]}]
+    assert q.statuses(None, True) == {"received", "acknowledged", "preliminary_opinion", "investigating", "reopened"}
+    assert q.statuses(None, False) == {"resolved", "closed"}
+    assert q.statuses("closed,reopened", True) == {"reopened"}
+    assert q.order(None) == domain.Order.received and q.order("deadline") == domain.Order.deadline
+    with pytest.raises(domain.InvalidQuery, match=r"query\.sort"):
+        q.order("priority")
+    assert q.owner("none") == q.Owner(None, unowned=True) and q.owner("alice") == q.Owner("alice")
+    assert q.owner(None) is None and q.owner(" ") is None
+
+
+LINKS = domain.StatusLinks(secret="a-secret-of-at-least-thirty-two-bytes",  # noqa: S106 - a test key
+                           base_url="http://127.0.0.1:8106/c/", valid_for=timedelta(days=30))
+
+
+def test_status_links_are_signed_expiring_and_name_one_case() -> None:
+    url = LINKS.url("case-1", RECEIVED)
+    assert url.startswith("http://127.0.0.1:8106/c/") and "case-1" not in url
+    token = url.rsplit("/", 1)[1]
+    assert LINKS.read(token, RECEIVED + timedelta(days=29)) == "case-1"
+    with pytest.raises(domain.StatusLinkExpired) as expired:
+        LINKS.read(token, RECEIVED + timedelta(days=30))
+    assert expired.value.status == 410
+    payload, signature = token.split(".")
+    other = LINKS.token("case-2", RECEIVED).split(".")
+    forged = [f"{other[0]}.{signature}", f"{payload}.{other[1]}", payload, "", "x.y", "ü.ü", f"{payload}.{signature}x",
+              domain.StatusLinks("another-secret", "", timedelta(days=30)).token("case-1", RECEIVED)]
+    for bad in forged:
+        with pytest.raises(domain.StatusLinkInvalid) as invalid:
+            LINKS.read(bad, RECEIVED)
+        assert invalid.value.status == 404
+
+
+def test_the_acknowledgement_carries_the_status_link_when_there_is_one() -> None:
+    out = domain.open_case(intake(), Policy(calendar=POLICY.calendar, status_links=LINKS), RECEIVED)
+    registered, acknowledged = (e.data for e in out.events)
+    assert "status_link" not in registered
+    assert LINKS.read(acknowledged["status_link"].rsplit("/", 1)[1], RECEIVED) == out.case.id
+    assert "status_link" not in domain.open_case(intake(), POLICY, RECEIVED).events[1].data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -18,8 +18,11 @@ from guanxi_complaints.domain import (
     IllegalTransition,
     Intake,
     InvalidPeriod,
+    InvalidQuery,
     NotPermitted,
     Status,
+    StatusLinkExpired,
+    StatusLinkInvalid,
 )
 from guanxi_complaints.settings import ComplaintsSettings
 from guanxi_complaints.store import InMemoryCaseStore, InMemoryCrisisStore
@@ -122,7 +125,7 @@ async def test_lifecycle_through_the_handlers_saves_each_step_with_its_event() -
     deps, cases, _, clock = make()
     case = await opened(deps)
     taken = await handlers.assign(deps, case.id, ALICE, "alice")
-    assert taken.team == "north" and taken.version == 1  # taking a case oneself puts it in one's team
+    assert taken.team == "general" and taken.version == 1  # the case keeps the team routing gave it
     clock.advance(timedelta(hours=2))
     await handlers.give_preliminary_opinion(deps, case.id, ALICE, "refund likely")
     await handlers.start_investigation(deps, case.id, ALICE, "check billing logs")
@@ -290,3 +293,122 @@ async def test_erasure_anonymises_every_case_of_the_customer_only() -> None:
     assert gone.erased and gone.description == "[erased]" and gone.category == "billing" and gone.version == 1
     assert (await handlers.get_case(deps, other.id)).description == "charged twice"
     assert len(cases.published) == 4  # erasure publishes nothing
+
+
+# ---------------------------------------------------------------- case numbers, queues, teams, status links
+
+
+async def test_intake_numbers_cases_by_year_of_receipt_and_a_replay_keeps_its_number() -> None:
+    deps, cases, _, _ = make()
+    first, second = await opened(deps, "N-1"), await opened(deps, "N-2")
+    assert (first.number, second.number) == ("TS-2026-000001", "TS-2026-000002")
+    # A replayed intake keeps the case's first number; it takes one it does not use (a gap, never a reuse).
+    assert await handlers.open_case(deps, intake("N-1")) is None
+    assert (await handlers.get_case(deps, first.id)).number == "TS-2026-000001"
+    assert (await opened(deps, "N-3")).number == "TS-2026-000004"
+    # The year of receipt in the service's time zone: New Year's Day in Shanghai starts the next year's sequence.
+    assert (await opened(deps, "N-4", received_at=datetime(2026, 12, 31, 16, 30, tzinfo=UTC))).number == "TS-2027-000001"
+    # A case is found by its number, for reading and for commands; unknown numbers are not found.
+    assert (await handlers.get_case(deps, "TS-2026-000002")).id == second.id
+    assert (await handlers.assign(deps, "TS-2026-000002", ALICE, "alice")).id == second.id
+    with pytest.raises(CaseNotFound):
+        await handlers.get_case(deps, "TS-2026-000003")
+    # Every step event carries the number.
+    assert {(e.data["complaint_id"], e.data["number"]) for e in cases.published if e.data["complaint_id"] == second.id} == {
+        (second.id, "TS-2026-000002")}
+    assert types([e for e in cases.published if e.data["complaint_id"] == second.id]) == [
+        "complaint.registered", "complaint.acknowledged", "complaint.assigned"]
+
+
+async def test_queues_filter_on_several_values_owner_team_and_number() -> None:
+    deps, _, _, _ = make(team_by_category={"delivery": "logistics"})
+    a = await opened(deps, "F-1", severity="urgent", channel="web")
+    b = await opened(deps, "F-2", category="delivery", received_at=RECEIVED + timedelta(minutes=1))
+    c = await opened(deps, "F-3", severity="low", received_at=RECEIVED + timedelta(minutes=2))
+    await handlers.assign(deps, b.id, ALICE, "alice")
+    await handlers.resolve(deps, c.id, SUE, "refunded")
+
+    async def ids(**kw: Any) -> list[str]:
+        return [x.id for x in (await handlers.list_cases(deps, **kw)).items]
+
+    assert await ids(status="acknowledged,resolved") == [c.id, b.id, a.id]
+    assert await ids(status=["acknowledged", "resolved"]) == [c.id, b.id, a.id]
+    assert await ids(status=["resolved"], open_=True) == []
+    assert await ids(open_=True) == [b.id, a.id] and await ids(open_=False) == [c.id]
+    assert await ids(severity="urgent,low") == [c.id, a.id]
+    assert await ids(channel=["web"]) == [a.id] and await ids(category="delivery") == [b.id]
+    assert await ids(owner="none") == [c.id, a.id] and await ids(owner="alice") == [b.id]
+    assert await ids(team="logistics") == [b.id] and await ids(team="general", owner="none", open_=True) == [a.id]
+    assert a.number is not None and await ids(number=a.number) == [a.id]
+    for bad, parameter in (({"status": "acknowledged,lost"}, "status"), ({"severity": "extreme"}, "severity"),
+                           ({"channel": ["fax"]}, "channel"), ({"sort": "priority"}, "sort")):
+        with pytest.raises(InvalidQuery, match=rf"^query\.{parameter}: unknown value") as refused:
+            await ids(**bad)
+        assert refused.value.status == 422
+
+
+async def test_the_deadline_queue_puts_the_nearest_first_and_pages_through_both_halves() -> None:
+    deps, _, _, _ = make(auto_acknowledge=False)
+    # Not acknowledged yet: the acknowledge deadline (24 h; urgent 1 h) is each case's nearest.
+    late = await opened(deps, "D-1", received_at=RECEIVED - timedelta(hours=20))  # due in 4 h
+    urgent = await opened(deps, "D-2", severity="urgent")  # due in 1 h
+    normal = await opened(deps, "D-3", received_at=RECEIVED + timedelta(minutes=5))  # due in 24 h 5 min
+    done = [await opened(deps, f"D-{n}", received_at=RECEIVED + timedelta(minutes=n)) for n in (10, 20)]
+    for case in done:
+        await handlers.acknowledge(deps, case.id, SUE)
+        await handlers.resolve(deps, case.id, SUE, "refunded")
+    expected = [urgent.id, late.id, normal.id, done[1].id, done[0].id]  # no open deadline: newest receipt first
+
+    pages, cursor = [], None
+    while True:
+        page = await handlers.list_cases(deps, sort="deadline", limit=2, cursor=cursor)
+        pages.append([c.id for c in page.items])
+        if (cursor := page.next) is None:
+            break
+    assert pages == [expected[:2], expected[2:4], expected[4:]]
+    assert [c.id for c in (await handlers.list_cases(deps, sort="deadline", open_=True)).items] == expected[:3]
+    assert [c.id for c in (await handlers.list_cases(deps, sort="received")).items] == [
+        done[1].id, done[0].id, normal.id, urgent.id, late.id]
+    with pytest.raises(BadCursor):  # a cursor of one order is no cursor of the other
+        await handlers.list_cases(deps, limit=2, cursor=(await handlers.list_cases(deps, sort="deadline", limit=2)).next)
+
+
+async def test_a_case_keeps_its_team_when_taken_and_a_supervisor_may_move_it() -> None:
+    deps, cases, _, _ = make(team_by_category={"billing": "finance"})
+    case = await opened(deps)
+    assert case.team == "finance"
+    assert (await handlers.assign(deps, case.id, ALICE, "alice")).team == "finance"  # alice is in team north
+    with pytest.raises(NotPermitted, match="only a supervisor moves it"):
+        await handlers.assign(deps, case.id, ALICE, "alice", team="north")
+    moved = await handlers.assign(deps, case.id, SUE, "bob", team="escalations")
+    assert (moved.owner, moved.team) == ("bob", "escalations")
+    assert cases.published[-1].data["team"] == "escalations" and cases.published[-1].data["previous_owner"] == "alice"
+
+
+async def test_the_status_link_of_the_acknowledgement_opens_the_case_until_it_expires() -> None:
+    deps, cases, _, clock = make(status_link_days=30)
+    case = await opened(deps)
+    [ack] = [e for e in cases.published if e.type == "complaint.acknowledged"]
+    assert ack.data["status_link"].startswith("http://127.0.0.1:8106/c/")
+    token = ack.data["status_link"].rsplit("/", 1)[1]
+    assert (await handlers.status_page(deps, token)).id == case.id
+    links = deps.policy.status_links
+    assert links is not None
+    for bad in (token[:-1] + ("A" if token[-1] != "A" else "B"), "nonsense", links.token("no-such-case", clock.now())):
+        with pytest.raises(StatusLinkInvalid):
+            await handlers.status_page(deps, bad)
+    clock.advance(timedelta(days=30))
+    with pytest.raises(StatusLinkExpired):
+        await handlers.status_page(deps, token)
+
+
+def test_settings_read_the_routing_map_and_refuse_the_development_link_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMPLAINTS_TEAM_BY_CATEGORY", '{"billing": "finance"}')
+    monkeypatch.setenv("COMPLAINTS_DEFAULT_TEAM", "front-desk")
+    settings = ComplaintsSettings()
+    assert (settings.team_by_category, settings.default_team) == ({"billing": "finance"}, "front-desk")
+    assert settings.status_link_base == "http://127.0.0.1:8106/c"
+    secret = "x" * 48
+    with pytest.raises(ValueError, match="COMPLAINTS_STATUS_LINK_SECRET must be set outside local mode"):
+        ComplaintsSettings(environment="production", internal_secret=secret)
+    ComplaintsSettings(environment="production", internal_secret=secret, status_link_secret="y" * 48)

@@ -130,7 +130,11 @@ async def test_full_lifecycle_over_http_with_roles_and_illegal_transitions(make_
         assert (await client.get(base)).status_code == 401
         assert (await client.get(base, headers=who(settings, "audrey", Role.auditor))).status_code == 403
         taken = await client.post(f"{base}/assign", json={"owner": "alice"}, headers=alice)
-        assert taken.status_code == 200 and taken.json()["owner"] == "alice" and taken.json()["team"] == "north"
+        # The case keeps the team routing gave it (alice is in team north); a supervisor may move a case.
+        assert taken.status_code == 200 and taken.json()["owner"] == "alice" and taken.json()["team"] == "general"
+        assert (await client.post(f"{base}/assign", json={"owner": "alice", "team": "north"}, headers=alice)).status_code == 403
+        moved = await client.post(f"/api/v1/complaints/{other.id}/assign", json={"owner": "bob", "team": "north"}, headers=sup)
+        assert moved.status_code == 200 and (moved.json()["owner"], moved.json()["team"]) == ("bob", "north")
         # Object-level rule: bob is an agent and the case is alice's.
         denied = await client.post(f"{base}/preliminary-opinion", json={"opinion": "x"}, headers=bob)
         assert denied.status_code == 403 and denied.headers["content-type"] == PROBLEM
@@ -183,7 +187,8 @@ async def test_full_lifecycle_over_http_with_roles_and_illegal_transitions(make_
         k = (await client.get("/api/v1/kpis/complaints", params=period, headers=sup)).json()
         assert k["overall"]["counts"]["received"] == 2 and k["overall"]["counts"]["reopened"] == 1
         assert k["overall"]["sla"]["acknowledge"]["compliance"] == 1.0
-        assert k["by_team"]["north"]["counts"]["received"] == 1 and "alice" in k["by_owner"]
+        assert k["by_team"]["north"]["counts"]["received"] == 1 and k["by_team"]["general"]["counts"]["received"] == 1
+        assert "alice" in k["by_owner"]
 
 
 async def test_watcher_breach_is_published_exactly_once_across_restarts(make_settings, topics, tap) -> None:
@@ -280,3 +285,84 @@ async def test_customer_erasure_anonymises_the_free_text_of_their_cases(make_set
         assert "13800000000" not in json.dumps(doc, default=str)
         body = (await client.get(f"/api/v1/complaints/{case.id}", headers=who(settings, "alice"))).json()
         assert body["description"] == "[erased]" and body["category"] == "service"
+
+
+async def test_case_numbers_queues_and_the_customers_status_link_over_http(make_settings, topics, tap, producer) -> None:
+    """What the agent console asks of the API: case numbers, queue filters and order, teams, the status link."""
+    settings = make_settings(ComplaintsSettings, team_by_category={"delivery": "logistics"}, status_link_days=30)
+    clock = ManualClock(RECEIVED + timedelta(minutes=1))
+    out = await tap("complaint.acknowledged")
+    async with serving(build(settings, clock)) as client:
+        agent, sup = who(settings, "alice"), who(settings, "sue", Role.supervisor)
+        ids = [str(uuid.uuid4()) for _ in range(3)]
+        for n, extra in enumerate(({"severity": "urgent"}, {"category": "delivery", "channel": "web"}, {"severity": "low"})):
+            await send(producer, topics, "complaint.received", "c-1", complaint(
+                "c-1", complaint_id=ids[n], received_at=(RECEIVED + timedelta(minutes=n)).isoformat(), **extra),
+                source="guanxi.gateway")
+        await send(producer, topics, "complaint.received", "c-1", complaint("c-1", complaint_id=ids[0]),
+                   source="guanxi.gateway")  # a retried publish: the same case, its first number
+        await out.wait_for(lambda t: len({e["data"]["complaint_id"] for e in t.events("complaint.acknowledged")}) >= 3,
+                           what="three acknowledgements")
+
+        # Numbers in the order of intake, in the events and the views; a case is found by its number too.
+        acks = {e["data"]["complaint_id"]: e["data"] for e in out.events("complaint.acknowledged")}
+        assert [acks[i]["number"] for i in ids] == ["TS-2026-000001", "TS-2026-000002", "TS-2026-000003"]
+        first = (await client.get(f"/api/v1/complaints/{ids[0]}", headers=agent)).json()
+        assert (first["number"], first["team"], first["next_deadline"], first["next_due_at"]) == (
+            "TS-2026-000001", "general", "preliminary_opinion", "2026-10-10T18:00:00+08:00")
+        assert first["sla"]["acknowledge"]["outcome"] == "met" and first["overdue"] is False
+        assert (await client.get("/api/v1/complaints/TS-2026-000002", headers=agent)).json()["id"] == ids[1]
+        assert (await client.get("/api/v1/complaints/TS-2026-000009", headers=agent)).status_code == 404
+        found = (await client.get("/api/v1/complaints", params={"number": "TS-2026-000003"}, headers=agent)).json()
+        assert [(c["id"], c["number"]) for c in found["items"]] == [(ids[2], "TS-2026-000003")]
+
+        # Queue filters: several values (repeated or comma-separated), open, unassigned, team.
+        taken = await client.post(f"/api/v1/complaints/{ids[1]}/assign", json={"owner": "alice"}, headers=agent)
+        assert taken.json()["team"] == "logistics"  # routed by category at intake, kept when taken
+
+        async def queue(params: Any) -> list[str]:
+            r = await client.get("/api/v1/complaints", params=params, headers=sup)
+            assert r.status_code == 200, r.text
+            return [c["id"] for c in r.json()["items"]]
+
+        assert await queue([("severity", "urgent"), ("severity", "low")]) == [ids[2], ids[0]]
+        assert await queue({"severity": "urgent,low", "channel": "phone"}) == [ids[2], ids[0]]
+        assert await queue({"owner": "none", "open": "true"}) == [ids[2], ids[0]]
+        assert await queue({"owner": "alice"}) == await queue({"team": "logistics"}) == [ids[1]]
+        assert await queue({"status": "acknowledged,resolved", "category": "delivery"}) == [ids[1]]
+        for bad in ({"status": "lost"}, {"severity": "extreme"}, {"channel": "fax"}, {"sort": "priority"}):
+            refused = await client.get("/api/v1/complaints", params=bad, headers=sup)
+            assert refused.status_code == 422 and refused.headers["content-type"] == PROBLEM
+            [name] = bad
+            assert refused.json()["detail"].startswith(f"query.{name}: unknown value")
+            message = refused.json()["detail"][len(f"query.{name}: "):]
+            assert refused.json()["errors"] == [{"location": f"query.{name}", "message": message}]
+
+        # Nearest open deadline first, paged; a case without one (resolved) comes last.
+        await client.post(f"/api/v1/complaints/{ids[2]}/resolve", json={"resolution": "refunded"}, headers=sup)
+        assert await queue({"open": "false"}) == [ids[2]]
+        views = [(await client.get(f"/api/v1/complaints/{i}", headers=sup)).json() for i in ids[:2]]
+        expected = [v["id"] for v in sorted(views, key=lambda v: (datetime.fromisoformat(v["next_due_at"]), v["id"]))]
+        page1 = (await client.get("/api/v1/complaints", params={"sort": "deadline", "limit": 2}, headers=sup)).json()
+        page2 = (await client.get("/api/v1/complaints", params={"sort": "deadline", "limit": 2, "cursor": page1["next"]},
+                                  headers=sup)).json()
+        assert [c["id"] for c in page1["items"] + page2["items"]] == [*expected, ids[2]] and page2["next"] is None
+
+        # The customer's status link (the acknowledgement's): public, non-personal, 404 when forged, 410 when expired.
+        link = acks[ids[0]]["status_link"]
+        assert link.startswith("http://127.0.0.1:8106/c/")
+        token = link.rsplit("/", 1)[1]
+        status = await client.get(f"/api/v1/complaints/status/{token}")  # no identity at all
+        assert status.status_code == 200, status.text
+        assert status.json() == {"number": "TS-2026-000001", "status": "acknowledged",
+                                 "received_at": "2026-09-30T10:00:00+08:00", "acknowledged_at": "2026-09-30T10:01:00+08:00",
+                                 "resolved_at": None, "closed_at": None, "next_deadline": "preliminary_opinion",
+                                 "next_due_at": "2026-10-10T18:00:00+08:00", "breached": False}
+        assert ids[0] not in status.text and "c-1" not in status.text and "charged twice" not in status.text
+        forged = await client.get(f"/api/v1/complaints/status/{token[:-1]}{'A' if token[-1] != 'A' else 'B'}")
+        assert forged.status_code == 404 and forged.headers["content-type"] == PROBLEM
+        clock.set(datetime(2026, 10, 11, 9, 0, tzinfo=CST))  # the preliminary opinion is late
+        assert (await client.get(f"/api/v1/complaints/status/{token}")).json()["breached"] is True
+        clock.set(RECEIVED + timedelta(days=30, minutes=1))
+        expired = await client.get(f"/api/v1/complaints/status/{token}")
+        assert expired.status_code == 410 and expired.headers["content-type"] == PROBLEM

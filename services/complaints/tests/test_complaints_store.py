@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from guanxi_complaints import domain
-from guanxi_complaints.domain import BadCursor, Case, Intake, Policy, Status, WorkingCalendar
+from guanxi_complaints.domain import BadCursor, Case, Intake, Order, Policy, Status, WorkingCalendar
 from guanxi_complaints.settings import ComplaintsSettings
 from guanxi_complaints.store import (
     CASES,
@@ -41,12 +41,12 @@ class Stores:
     event_ids: Callable[[], Awaitable[list[str]]]
 
 
-def case(ref: str, minutes: int = 0, **kw: Any) -> Case:
+def case(ref: str, minutes: int = 0, policy: Policy = POLICY, **kw: Any) -> Case:
     values: dict[str, Any] = {"source": "call-centre", "customer_id": "c-1", "channel": "phone", "category": "billing",
                               "severity": "normal", "description": "charged twice", "evidence": ("photo-1",),
                               "received_at": RECEIVED + timedelta(minutes=minutes), "external_ref": ref}
     at = values["received_at"] + timedelta(minutes=1)
-    return domain.open_case(Intake(**{**values, **kw}), POLICY, at).case
+    return domain.open_case(Intake(**{**values, **kw}), policy, at).case
 
 
 def event(key: str, subject: str = "c-1") -> CloudEvent:
@@ -121,6 +121,72 @@ class StoreContract:
         assert await ids(overdue=True, customer_id="c-1") == ([], None)
         with pytest.raises(BadCursor):
             await store.cases.query(CaseFilter(), now, 10, "zz")
+
+    async def test_case_numbers_count_per_year_and_find_their_case(self, store: Stores) -> None:
+        assert [await store.cases.next_number(2026) for _ in range(3)] == [1, 2, 3]
+        assert await store.cases.next_number(2027) == 1
+        assert await store.cases.next_number(2026) == 4
+        numbered = case("N-1").model_copy(update={"number": "TS-2026-000004"})
+        await store.cases.insert_new(numbered, [])
+        await store.cases.insert_new(case("N-2"), [])  # a case from before numbers: none
+        found = await store.cases.by_number("TS-2026-000004")
+        assert found is not None and found.id == numbered.id and found.number == "TS-2026-000004"
+        assert await store.cases.by_number("TS-2026-000005") is None
+        page = await store.cases.query(CaseFilter(number="TS-2026-000004"), RECEIVED, 10, None)
+        assert [c.id for c in page.items] == [numbered.id]
+
+    async def test_queues_filter_on_several_values_owner_and_team_and_order_by_deadline(self, store: Stores) -> None:
+        # Not acknowledged at intake: each open case's nearest deadline is its acknowledgement (24 h, urgent 1 h).
+        policy = Policy(calendar=POLICY.calendar, auto_acknowledge=False, acknowledge_minutes_by_severity={"urgent": 60},
+                        team_by_category={"delivery": "logistics"})
+        urgent = case("O-1", policy=policy, severity="urgent")  # due at +1 h
+        late = case("O-2", -600, policy=policy, category="delivery", channel="web")  # due at +14 h
+        low = case("O-3", 5, policy=policy, severity="low")  # due at +24 h 5 min
+        done = []
+        for n in (10, 20):
+            opened = case(f"O-{n}", n, policy=policy)
+            at = RECEIVED + timedelta(minutes=n + 2)
+            done.append(domain.resolve(domain.acknowledge(opened, "sue", at, policy).case, "ok", "sue", at, policy).case)
+        late = domain.assign(late, "alice", "alice", RECEIVED, policy).case
+        for c in (urgent, late, low, *done):
+            assert await store.cases.insert_new(c, [])
+        assert [c.next_due_at is None for c in done] == [True, True]
+        now = RECEIVED + timedelta(hours=2)
+
+        async def ids(order: Order = Order.received, limit: int = 10, cursor: str | None = None,
+                      **filters: Any) -> tuple[list[str], str | None]:
+            page = await store.cases.query(CaseFilter(**filters), now, limit, cursor, order)
+            return [c.id for c in page.items], page.next
+
+        newest_first = [done[1].id, done[0].id, low.id, urgent.id, late.id]
+        assert await ids(status=("received", "resolved")) == (newest_first, None)
+        assert await ids(status=frozenset({"resolved"})) == ([done[1].id, done[0].id], None)
+        assert await ids(severity=["urgent", "low"]) == ([low.id, urgent.id], None)
+        assert await ids(channel="web") == ([late.id], None)
+        assert await ids(category=["delivery", "other"]) == ([late.id], None)
+        assert await ids(team="logistics") == ([late.id], None)
+        assert await ids(team="general", status="received") == ([low.id, urgent.id], None)
+        assert await ids(unowned=True) == ([done[1].id, done[0].id, low.id, urgent.id], None)
+        assert await ids(owner="alice") == ([late.id], None)
+
+        nearest_first = [urgent.id, late.id, low.id, done[1].id, done[0].id]
+        assert await ids(Order.deadline) == (nearest_first, None)
+        pages, cursor = [], None
+        while True:
+            found, cursor = await ids(Order.deadline, limit=2, cursor=cursor)
+            pages.append(found)
+            if cursor is None:
+                break
+        assert pages == [nearest_first[:2], nearest_first[2:4], nearest_first[4:]]
+        first, cursor = await ids(Order.deadline, limit=1, unowned=True)
+        assert first == [urgent.id] and cursor is not None
+        assert await ids(Order.deadline, limit=10, cursor=cursor, unowned=True) == ([low.id, done[1].id, done[0].id], None)
+        assert await ids(Order.deadline, overdue=True) == ([urgent.id], None)
+        assert await ids(Order.deadline, overdue=False, status="received") == ([late.id, low.id], None)
+        received_cursor = (await store.cases.query(CaseFilter(), now, 1, None)).next
+        assert received_cursor is not None
+        with pytest.raises(BadCursor):
+            await store.cases.query(CaseFilter(), now, 1, received_cursor, Order.deadline)
 
     async def test_due_for_check_gives_the_earliest_first_up_to_the_limit(self, store: Stores) -> None:
         early, late = case("D-1"), case("D-2", minutes=90)

@@ -151,6 +151,26 @@ def test_phone_email_birthday_validation() -> None:
         domain.parse_birthday("17/05/1990", date(2026, 1, 1))
 
 
+def test_invalid_input_names_the_field_and_a_code_for_forms() -> None:
+    """A form shows each refusal beside its field, in the person's language: the 422 carries
+    ``errors: [{location, message, code}]`` (never the value typed)."""
+    with pytest.raises(domain.InvalidInput) as err:
+        domain.normalise_phone("13900001111")
+    assert err.value.extra["errors"] == [{"location": "body.phone", "message": err.value.detail, "code": "phone_format"}]
+    cases = [(lambda: domain.normalise_phone("+861234"), "phone", "phone_invalid"),
+             (lambda: domain.normalise_email("not-an-email"), "email", "email_invalid"),
+             (lambda: domain.parse_birthday("17/05/1990", date(2026, 1, 1)), "birthday", "birthday_format"),
+             (lambda: domain.parse_birthday("2990-01-01", date(2026, 1, 1)), "birthday", "birthday_range"),
+             (lambda: domain.normalise_id_number("x"), "id_number", "id_number_format"),
+             (lambda: domain.check_timezone("Mars/Base"), "timezone", "timezone_unknown")]
+    for call, field, code in cases:
+        with pytest.raises(domain.InvalidInput) as refused:
+            call()
+        (error,) = refused.value.extra["errors"]
+        assert (error["location"], error["code"]) == (f"body.{field}", code)
+    assert "errors" not in domain.InvalidInput("give exactly one of phone or email").extra
+
+
 # Vault --------------------------------------------------------------------------------------------------
 
 def _vault(kid: str = "k1", keys: dict[str, bytes] | None = None) -> Vault:

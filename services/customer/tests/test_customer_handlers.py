@@ -429,6 +429,23 @@ async def test_care_occasions_fire_once_and_churn_is_flagged(deps: Deps) -> None
     assert (await handlers.kpis(deps, START, churn_at))["churn"] == {"customers": 1, "at_risk": 1, "rate": 1.0}
 
 
+async def test_the_care_schedule_lists_a_customers_occasions_without_revealing_the_birthday(deps: Deps) -> None:
+    """The 360 shows the care plan (CR-2, CR-4): each occasion with its state; a birthday greeting without
+    its date (staff see the birthday masked)."""
+    birthday = (START + timedelta(days=2)).date().replace(year=1990).isoformat()
+    cid = await registered(deps, birthday=birthday, consents=["care"])
+    await handlers.plan_care(deps)
+    await fake_store(deps).fire_due(partial_due(deps), START + timedelta(days=3))
+    items = (await handlers.care_schedule(deps, cid))["items"]
+    assert [(i["occasion"], i["state"]) for i in items] == [("birthday", "fired"), ("churn_risk", "pending"),
+                                                            ("profile_update", "pending")]
+    assert items[0]["due_at"] is None and items[0]["fired_at"] is None
+    assert items[1]["due_at"] == START + timedelta(days=deps.settings.churn_days)
+    assert "1990" not in str(items) and birthday[5:] not in str(items)
+    with pytest.raises(NotFound):
+        await handlers.care_schedule(deps, "nobody")
+
+
 async def test_an_overtaken_occasion_fires_with_no_event(deps: Deps) -> None:
     """A purchase restarts the churn clock (CR-4)."""
     cid = await registered(deps)

@@ -53,6 +53,7 @@ async def test_registration_masked_and_clear_reads_audit_and_raw_dump(make_setti
         bad = await client.post("/api/v1/customers", json={**ALICE, "phone": "13800000000"}, headers=agent)
         assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
         assert "E.164" in bad.json()["detail"]
+        assert bad.json()["errors"] == [{"location": "body.phone", "message": bad.json()["detail"], "code": "phone_format"}]
 
         r = await client.post("/api/v1/customers", json={**ALICE, "consents": ["marketing", "care"], "industry": "services",
                                                           "tags": ["vip"]}, headers=agent)

@@ -282,6 +282,18 @@ class StoreContract:
         assert await store.cancel_jobs("c-1", "erased") == 1
         assert await store.cancel_jobs("c-2", "erased") == 1
 
+    async def test_a_customers_jobs_are_listed_by_kind_soonest_first(self, store: CustomerStore) -> None:
+        await store.schedule("revisit:c-1:x", at(20), "care", {"customer_id": "c-1", "occasion": "revisit"})
+        await store.schedule("churn:c-1:x", at(10), "churn", {"customer_id": "c-1"})
+        await store.schedule("response:i-1", at(5), "response", {"customer_id": "c-1", "interaction_id": "i-1"})
+        await store.schedule("revisit:c-2:x", at(1), "care", {"customer_id": "c-2", "occasion": "revisit"})
+        await store.cancel_job("revisit:c-1:x", "contact since")
+        jobs = await store.jobs_of("c-1", ["care", "churn", "commitment"], 10)
+        assert [(j["_id"], j["state"]) for j in jobs] == [("churn:c-1:x", "pending"), ("revisit:c-1:x", "cancelled")]
+        assert jobs[1]["cancel_reason"] == "contact since" and jobs[0]["due_at"] == at(10)
+        assert [j["_id"] for j in await store.jobs_of("c-1", ["care", "churn"], 1)] == ["churn:c-1:x"]
+        assert await store.jobs_of("c-9", ["care"], 10) == []
+
 
 class TestInMemoryStore(StoreContract):
     @pytest.fixture

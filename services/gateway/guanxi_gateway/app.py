@@ -47,7 +47,7 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
                 forward=upstreams.forward)
     recorder = AccessRecorder(settings)
     sources = OpenApiSources(upstreams.client, settings.upstreams())
-    templates = domain.TemplateIndex([f"{domain.API}/surveys/answer/{{token}}"])
+    templates = domain.TemplateIndex(domain.PUBLIC_TEMPLATES)
 
     app = runtime.http_app(ROUTERS, deps=deps, title="Guanxi API", description=DESCRIPTION)
     gate = Gate(settings, clock, TokenVerifier(settings), idempotency, templates, recorder, upstreams.forward)

@@ -54,6 +54,8 @@ def _r(prefix: str, methods: Iterable[str], roles: Iterable[Role], service: str 
 ROLE_MATRIX: tuple[Rule, ...] = (
     # A customer answers a survey through a signed single-use link, without an account.
     _r("/surveys/answer", {"GET", "POST"}, PUBLIC, "surveys"),
+    # A customer follows a complaint through a signed, expiring status link (non-personal facts only).
+    _r("/complaints/status", {"GET"}, PUBLIC, "complaints"),
     # Intake: a publish to Kafka (202); channel systems (integration) may only do these.
     _r("/complaints", {"POST"}, STAFF | {Role.integration}, None, exact=True),
     _r("/interactions", {"POST"}, STAFF | {Role.integration}, None, exact=True),
@@ -95,6 +97,11 @@ def path_known(path: str, rules: Iterable[Rule] = ROLE_MATRIX) -> bool:
 
 def allowed(rule: Rule, roles: Iterable[Role]) -> bool:
     return rule.public or any(r in rule.roles for r in roles)
+
+
+# The public link routes (no token needed: the link's signed token is the credential). Their templates are
+# known from the start, so that no token ever reaches a span name or an access record.
+PUBLIC_TEMPLATES: tuple[str, ...] = (f"{API}/surveys/answer/{{token}}", f"{API}/complaints/status/{{token}}")
 
 
 # ---------------------------------------------------------------------------------------------

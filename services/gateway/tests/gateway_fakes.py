@@ -83,6 +83,10 @@ def customer(secret: str) -> FastAPI:
 def complaints(secret: str) -> FastAPI:
     app = _base("complaints", secret)
 
+    @app.get("/api/v1/complaints/status/{token}", summary="A complaint's status behind a customer's link")
+    async def status(token: str, request: Request) -> dict[str, Any]:
+        return {"token": token, "identity_header": request.headers.get(IDENTITY_HEADER)}
+
     @app.get("/api/v1/complaints/{complaint_id}")
     async def get_complaint(complaint_id: str, identity: Caller) -> dict[str, Any]:
         if complaint_id == "slow":

@@ -55,10 +55,20 @@ def test_auditor_reaches_only_audit_and_integration_only_intake() -> None:
         assert domain.allowed(rule, [IN]) is (method == "POST" and rule.service is None)
 
 
-def test_survey_answer_link_is_public_and_nothing_else_is() -> None:
+def test_the_survey_answer_and_complaint_status_links_are_public_and_nothing_else_is() -> None:
     rule = domain.find_rule("POST", "/api/v1/surveys/answer/tok.en")
     assert rule is not None and rule.public and rule.service == "surveys"
-    assert all(not r.public for r in domain.ROLE_MATRIX if not r.prefix.startswith("/api/v1/surveys/answer"))
+    status = domain.find_rule("GET", "/api/v1/complaints/status/tok.en")
+    assert status is not None and status.public and status.service == "complaints"
+    # Only reading: a command on the status path is no public route (nor a staff one).
+    assert domain.find_rule("POST", "/api/v1/complaints/status/tok.en") == domain.find_rule("POST", "/api/v1/complaints/x")
+    assert not domain.find_rule("POST", "/api/v1/complaints/status/tok.en").public  # type: ignore[union-attr]
+    public = {r.prefix for r in domain.ROLE_MATRIX if r.public}
+    assert public == {"/api/v1/surveys/answer", "/api/v1/complaints/status"}
+    # A case id is not taken for the status route, and the status route is not a case.
+    assert not domain.find_rule("GET", "/api/v1/complaints/statusx").public  # type: ignore[union-attr]
+    index = domain.TemplateIndex([*domain.PUBLIC_TEMPLATES, "/api/v1/complaints/{complaint_id}"])
+    assert index.match("/api/v1/complaints/status/secret.tok")[0] == "/api/v1/complaints/status/{token}"
 
 
 def test_unknown_paths_and_methods() -> None:

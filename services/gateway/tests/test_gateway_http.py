@@ -188,6 +188,14 @@ async def test_proxy_forwards_identity_request_id_and_trace_and_caps_pages(make_
         outsider = await client.get("/api/v1/surveys/answer/t", headers={"X-Guanxi-Identity": "forged"})
         assert outsider.json()["identity_header"] is None
 
+        # The customer's complaint status link: public for reading, the token kept out of the spans.
+        status = await client.get("/api/v1/complaints/status/signed.status.token", headers={"X-Guanxi-Identity": "forged"})
+        assert status.status_code == 200 and status.json() == {"token": "signed.status.token", "identity_header": None}
+        ours = [s for s in span_exporter.get_finished_spans() if s.instrumentation_scope.name.startswith("guanxi.")]
+        assert any(s.name == "GET /api/v1/complaints/status/{token}" for s in ours), [s.name for s in ours]
+        assert not [s.name for s in ours if "signed.status.token" in s.name + str(dict(s.attributes or {}))]
+        problem(await client.post("/api/v1/complaints/status/t", json={}), 401)  # only reading is public
+
 
 async def test_service_down_slow_or_broken_gives_problems_and_kpis_mark_sections(make_settings, topics) -> None:
     async with platform(make_settings) as p, gateway_client(p.app) as client:
@@ -282,6 +290,7 @@ async def test_merged_openapi_document(make_settings, topics) -> None:
         schema = doc["components"]["schemas"]["ComplaintIntake"]
         assert schema["examples"][0]["channel"] == "web"
         assert "security" not in paths["/api/v1/surveys/answer/{token}"]["get"]
+        assert "security" not in paths["/api/v1/complaints/status/{token}"]["get"]
         assert paths["/api/v1/customers/{customer_id}"]["get"]["tags"] == ["customer"]
         assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
         assert (await client.get("/docs")).status_code == 200

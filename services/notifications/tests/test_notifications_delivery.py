@@ -37,9 +37,12 @@ async def test_acknowledgement_email_arrives_in_the_customers_language_and_a_red
     customers.add("c-en", name="Ann Lee", email="ann@example.com", language="en")
     sent = await tap(t.NOTIFICATION_SENT)
     async with running(settings, ManualClock(DAYTIME), customers) as svc:
-        zh_event = await publish(producer, topics, t.COMPLAINT_ACKNOWLEDGED, "c-zh", complaint_step("c-zh", "CMP-1"))
+        # The acknowledgement of a numbered case, with the customer's status link.
+        numbered = complaint_step("c-zh", "CMP-1", number="TS-2026-000001", status_link="http://127.0.0.1:8106/c/t.s")
+        zh_event = await publish(producer, topics, t.COMPLAINT_ACKNOWLEDGED, "c-zh", numbered)
         # The same event delivered again (a producer retry, a consumer rewind) must not mail twice.
-        await publish(producer, topics, t.COMPLAINT_ACKNOWLEDGED, "c-zh", complaint_step("c-zh", "CMP-1"), event_id=zh_event)
+        await publish(producer, topics, t.COMPLAINT_ACKNOWLEDGED, "c-zh", numbered, event_id=zh_event)
+        # A case older than case numbers: its id stands in.
         await publish(producer, topics, t.COMPLAINT_ACKNOWLEDGED, "c-en", complaint_step("c-en", "CMP-2"))
 
         await eventually(lambda: _count(smtp), lambda n: n >= 2, what="two emails")
@@ -48,8 +51,9 @@ async def test_acknowledgement_email_arrives_in_the_customers_language_and_a_red
 
         assert len(smtp.to("lilei@example.cn")) == 1 and len(smtp.to("ann@example.com")) == 1
         zh = smtp.to("lilei@example.cn")[0]
-        assert zh["Subject"] == "您的投诉已受理（编号 CMP-1）" and zh["Content-Language"] == "zh"
-        assert "尊敬的李雷" in zh.get_content() and "CMP-1" in zh.get_content()
+        assert zh["Subject"] == "您的投诉已受理（编号 TS-2026-000001）" and zh["Content-Language"] == "zh"
+        assert "尊敬的李雷" in zh.get_content() and "编号 TS-2026-000001，参考号 CMP-1" in zh.get_content()
+        assert "http://127.0.0.1:8106/c/t.s" in zh.get_content()
         en = smtp.to("ann@example.com")[0]
         assert en["Subject"] == "We have received your complaint (CMP-2)"
         assert en.get_content().startswith("Dear Ann Lee,")

@@ -9,7 +9,14 @@ import pytest
 from guanxi_notifications import domain
 from guanxi_notifications.domain import Category, Channel, InvalidCursor
 from guanxi_notifications.domain.defaults import SEEDS
-from guanxi_notifications.domain.templating import STANDARD_VARIABLES, MissingVariables, TemplateInvalid, render, validate
+from guanxi_notifications.domain.templating import (
+    STANDARD_VARIABLES,
+    MissingVariables,
+    Rendered,
+    TemplateInvalid,
+    render,
+    validate,
+)
 from guanxi_notifications.store import decode_cursor, encode_cursor
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -145,6 +152,18 @@ def test_strict_sandboxed_templates_fail_clearly() -> None:
     with pytest.raises(TemplateInvalid, match="syntax error"):
         validate("Hi", "{% for %}", [])
     assert render("{{ a }}", "{{ a|upper }}", {"a": "b"}, ["a"]).body == "B"
+
+
+def test_case_number_and_status_link_are_optional_variables() -> None:
+    variables = domain.complaint_variables({"complaint_id": "CMP-1", "number": "TS-2026-000001", "status_link": "L",
+                                            "note": "internal"})
+    assert variables["case_number"] == "TS-2026-000001" and variables["status_link"] == "L" and "note" not in variables
+    old = domain.complaint_variables({"complaint_id": "CMP-1"})  # a case older than numbers
+    assert old["case_number"] is None and old["status_link"] is None
+    # A template may use them undeclared; a message without them renders (they are empty).
+    validate("{{ case_number or complaint_id }}", "{% if status_link %}{{ status_link }}{% endif %}", ["complaint_id"])
+    assert render("{{ case_number or complaint_id }}", "[{% if status_link %}{{ status_link }}{% endif %}]",
+                  {"complaint_id": "CMP-1"}, ["complaint_id"]) == Rendered("CMP-1", "[]")
 
 
 def test_cursor_round_trip() -> None:

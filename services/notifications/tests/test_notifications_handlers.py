@@ -67,6 +67,30 @@ async def test_a_trigger_becomes_one_email_in_the_customers_language_and_a_redel
         await reading.notification(world.deps, "nope")
 
 
+async def test_the_acknowledgement_email_carries_the_case_number_and_the_status_link() -> None:
+    world = await make_world()
+    world.customer("c-zh", name="李雷", email="lilei@example.cn", language="zh")
+    world.customer("c-en", name="Ann Lee", email="ann@example.com", language="en")
+    link = "http://127.0.0.1:8106/c/eyJjIjoiQ01QLTEifQ.sig"
+    await sending.on_complaint_step(world.deps, event(t.COMPLAINT_ACKNOWLEDGED, "c-zh", complaint_step(
+        "c-zh", "CMP-1", number="TS-2026-000123", status_link=link)))
+    await sending.on_complaint_step(world.deps, event(t.COMPLAINT_ACKNOWLEDGED, "c-en", complaint_step(
+        "c-en", "CMP-2", number="TS-2026-000124", status_link=link)))
+    # A later step of the same case shows the number too; it carries no link.
+    await sending.on_complaint_step(world.deps, event(t.COMPLAINT_RESOLVED, "c-en", complaint_step(
+        "c-en", "CMP-2", "resolved", number="TS-2026-000124", resolution="refunded")))
+    await world.settle()
+
+    mails = {m.subject: m for m in world.email.sent}
+    assert set(mails) == {"您的投诉已受理（编号 TS-2026-000123）", "We have received your complaint (TS-2026-000124)",
+                          "Your complaint has been resolved (TS-2026-000124)"}
+    zh, en = mails["您的投诉已受理（编号 TS-2026-000123）"], mails["We have received your complaint (TS-2026-000124)"]
+    resolved = mails["Your complaint has been resolved (TS-2026-000124)"]
+    assert "编号 TS-2026-000123" in zh.body and "参考号 CMP-1" in zh.body and f"查看处理进度：{link}" in zh.body
+    assert "case number TS-2026-000124, reference CMP-2" in en.body and link in en.body
+    assert "Your complaint (TS-2026-000124) has been resolved" in resolved.body and link not in resolved.body
+
+
 async def test_opt_outs_suppress_a_requested_channel_and_a_service_message_falls_back_to_the_inbox() -> None:
     world = await make_world()
     world.customer("c-opt", email="opt@example.com")
@@ -324,6 +348,15 @@ async def test_templates_are_versioned_previewed_and_retired() -> None:
     await templates.write_template(deps, "care_birthday", "en", *_text(), "root", first=False)
     await templates.seed_templates(deps)
     assert (await templates.template(deps, "care_birthday", "en"))["version"] == 2
+    # A default still in an older seed's text (e.g. before case numbers) gets the current text as a new version, once.
+    seeded = await deps.store.latest_template("complaint_acknowledged", "en")
+    assert seeded is not None and seeded["created_by"] == "seed"
+    old_text = {**seeded, "_id": "complaint_acknowledged:en:2", "version": 2, "body": "Dear {{ name }}, ({{ complaint_id }})"}
+    await deps.store.insert_template_version(old_text)
+    await templates.seed_templates(deps)
+    await templates.seed_templates(deps)
+    current = await templates.template(deps, "complaint_acknowledged", "en")
+    assert current["version"] == 3 and "case_number" in current["body"]
 
     await templates.retire_template(deps, "spring_offer", "zh")
     with pytest.raises(TemplateNotFound, match="no template spring_offer"):

@@ -15,8 +15,9 @@ class SurveysSettings(ServiceSettings):
     service_name: ClassVar[str] = "surveys"
     http_port: int = 8103
 
-    # Where the customer opens the answer link (the gateway's public address).
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Where the customer opens the answer link: ``<link_base_url>/<token>``, by default the console's survey
+    # page (``/s/{token}``), which answers through ``/api/v1/surveys/answer/{token}``.
+    link_base_url: str = "http://127.0.0.1:8106/s"
     # Signs the answer-link tokens; separate from the internal secret so links can be rotated alone.
     link_secret: SecretStr = SecretStr(DEV_SECRET + "-survey-links")
 

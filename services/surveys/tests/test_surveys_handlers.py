@@ -68,7 +68,7 @@ def datas(store: InMemorySurveyStore, type_: str) -> list[dict[str, Any]]:
 
 
 def token_of(link: str) -> str:
-    assert link.startswith("http://127.0.0.1:8000/api/v1/surveys/answer/")
+    assert link.startswith("http://127.0.0.1:8106/s/")  # the console's survey page
     return link.rsplit("/", 1)[1]
 
 
@@ -234,6 +234,21 @@ async def test_a_due_survey_is_requested_once_in_the_customers_language(deps: De
     assert (unknown["status"], unknown["cancel_reason"]) == ("cancelled", "survey_consent_unknown")
     assert [(d["trigger_id"], d["reason"], d["survey_id"]) for d in datas(store, SURVEY_SKIPPED)] == [
         ("o-60", "survey_consent_unknown", unknown["_id"])]
+
+
+async def test_the_answer_link_opens_the_page_at_the_link_base(store: InMemorySurveyStore, clock: ManualClock) -> None:
+    """The emailed link is ``<SURVEYS_LINK_BASE_URL>/<token>`` (the console's /s page by default); the token
+    behind it is the one the public answer route takes."""
+    deps = Deps.create(store, SurveysSettings(link_base_url="https://crm.example.cn/s/"), clock)
+    await register(deps, "c-8")
+    await triggers.schedule_surveys(deps, [purchase("o-80", "c-8")])
+    clock.advance(timedelta(days=3, hours=1))
+    await scheduler.tick(deps)
+    [request] = datas(store, SURVEY_REQUESTED)
+    prefix, token = request["link"].rsplit("/", 1)
+    assert prefix == "https://crm.example.cn/s" and "/api/" not in request["link"]
+    assert (await answers.survey_form(deps, token))["survey_id"] == request["survey_id"]
+    assert domain.link_url("http://127.0.0.1:8106/s", "t.o.k") == "http://127.0.0.1:8106/s/t.o.k"
 
 
 async def test_the_scheduler_queries_only_when_something_can_be_due(store: InMemorySurveyStore, clock: ManualClock) -> None:

@@ -92,7 +92,7 @@ def datas(t: EventTap, topic: str) -> list[dict[str, Any]]:
 
 
 def token_of(link: str) -> str:
-    assert link.startswith("http://127.0.0.1:8000/api/v1/surveys/answer/")
+    assert link.startswith("http://127.0.0.1:8106/s/")  # the console's survey page
     return link.rsplit("/", 1)[1]
 
 

@@ -30,6 +30,10 @@ class ComplaintStep(Contract):
     # registered / acknowledged / investigation_started / reopened: due times of the deadlines so far
     # (acknowledge, preliminary_opinion, investigation, formal_answer), RFC 3339 with offset.
     deadlines: dict[str, datetime] | None = None
+    # The human case number given at intake (``TS-<year>-<6 digits>``); absent on cases older than numbers.
+    number: str | None = None
+    # complaint.acknowledged: the customer's signed, expiring link to the case's status page.
+    status_link: str | None = None
 
 
 class ComplaintResolved(ComplaintStep):
@@ -49,6 +53,7 @@ class DeadlineEvent(Contract):
     due_at: datetime
     owner: str | None = None
     at: datetime
+    number: str | None = None  # the case number, when the case has one
 
 
 class ComplaintEscalated(Contract):
@@ -58,6 +63,7 @@ class ComplaintEscalated(Contract):
     escalated_to: str = "supervisor"
     at: datetime
     owner: str | None = None
+    number: str | None = None  # the case number, when the case has one
 
 
 class CrisisAlert(Contract):

@@ -15,7 +15,9 @@ exactly once, because the flags live on the case and every write is guarded by t
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,11 +26,24 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import IllegalTransition, NotPermitted
+from .links import StatusLinks
 from .workdays import WorkingCalendar
 
 SYSTEM_ACTOR = "system"
 CASE_NAMESPACE = uuid.UUID("6a3c0f0e-8f5e-4d7b-9a53-3c0c2b6f1d11")
 ERASED_TEXT = "[erased]"
+DEFAULT_TEAM = "general"
+# The human case number: ``TS-<year of receipt>-<sequence of that year, at least 6 digits>``.
+CASE_NUMBER = re.compile(r"^TS-(\d{4})-(\d{6,})$")
+
+
+def case_number(year: int, sequence: int) -> str:
+    """``TS-2026-000123``: the year of receipt (local day) and the case's place in that year's sequence."""
+    return f"TS-{year:04d}-{sequence:06d}"
+
+
+def is_case_number(text: str) -> bool:
+    return CASE_NUMBER.match(text) is not None
 
 
 class Status(StrEnum):
@@ -77,6 +92,18 @@ class Policy:
     unowned_grace: timedelta = timedelta(hours=2)
     follow_up_window: timedelta = timedelta(days=7)
     pause_while_waiting: bool = False
+    # Routing at intake: the team of a case by its category, else the default team.
+    team_by_category: Mapping[str, str] = field(default_factory=dict)
+    default_team: str = DEFAULT_TEAM
+    # The customer's status link, put in the acknowledgement (None: no link).
+    status_links: StatusLinks | None = None
+
+    def team_for(self, category: str) -> str:
+        return self.team_by_category.get(category) or self.default_team
+
+    def number_year(self, received_at: datetime) -> int:
+        """The year a case number counts in: the year of the local day of receipt."""
+        return self.calendar.local(received_at).year
 
 
 class DeadlineState(BaseModel):
@@ -124,6 +151,7 @@ class Case(BaseModel):
 
     id: str = Field(alias="_id")
     version: int = 0
+    number: str | None = None  # TS-<year>-<sequence>; None on cases opened before numbers existed
     intake_key: str
     source: str
     external_ref: str | None = None
@@ -174,6 +202,13 @@ class Case(BaseModel):
 
     def is_overdue(self, now: datetime) -> bool:
         return self.next_due_at is not None and self.next_due_at <= now
+
+    def next_deadline(self) -> str | None:
+        """The name of the nearest open deadline (the one ``next_due_at`` is the due time of)."""
+        if self.next_due_at is None:
+            return None
+        return next((name for name in DEADLINE_ORDER if (state := self.deadlines.get(name)) is not None
+                     and state.pending and state.due_at == self.next_due_at), None)
 
 
 @dataclass(frozen=True)
@@ -228,7 +263,8 @@ def intake_key_for(intake: Intake, case_id: str) -> str:
     return f"id\x1f{case_id}"
 
 
-def open_case(intake: Intake, policy: Policy, now: datetime) -> Outcome:
+def open_case(intake: Intake, policy: Policy, now: datetime, number: str | None = None) -> Outcome:
+    """The new case (in its routed team, under ``number`` when given) and the events of its opening."""
     case_id = case_id_for(intake)
     received = intake.received_at
     cal = policy.calendar
@@ -236,6 +272,7 @@ def open_case(intake: Intake, policy: Policy, now: datetime) -> Outcome:
     ack_due = received + (timedelta(minutes=ack_minutes) if ack_minutes else timedelta(hours=policy.acknowledge_hours))
     case = Case(
         _id=case_id,
+        number=number,
         intake_key=intake_key_for(intake, case_id),
         source=intake.source,
         external_ref=intake.external_ref,
@@ -249,6 +286,7 @@ def open_case(intake: Intake, policy: Policy, now: datetime) -> Outcome:
         evidence=list(intake.evidence),
         received_at=received,
         opened_at=now,
+        team=policy.team_for(intake.category),
         deadlines={
             Deadline.acknowledge: _deadline(received, ack_due, policy),
             Deadline.preliminary_opinion: _deadline(received, cal.deadline(received, policy.preliminary_opinion_working_days),
@@ -288,6 +326,12 @@ def ensure_may_assign(actor: Actor, owner: str) -> None:
         raise NotPermitted("agents may only take a case themselves; a supervisor assigns to others")
 
 
+def ensure_may_move(actor: Actor, case: Case, team: str | None) -> None:
+    """A case stays in its team when someone takes it; only a supervisor moves it to another team."""
+    if team and team != case.team and not actor.supervisor:
+        raise NotPermitted(f"case {case.id} belongs to team {case.team}; only a supervisor moves it to another team")
+
+
 def _require(case: Case, command: str, allowed: set[Status]) -> None:
     if case.status not in allowed:
         names = ", ".join(sorted(allowed))
@@ -311,19 +355,25 @@ def acknowledge(case: Case, actor: str, now: datetime, policy: Policy) -> Outcom
     case.acknowledged_at = now
     _meet(case, Deadline.acknowledge, now)
     _record(case, "acknowledged", actor, now)
-    return Outcome(_refresh(case, policy), [Emitted("complaint.acknowledged", {**_step_data(case, actor, now),
-                                                                               "deadlines": _due_map(case)}, "acknowledged")])
+    data = {**_step_data(case, actor, now), "deadlines": _due_map(case)}
+    if policy.status_links is not None:
+        data["status_link"] = policy.status_links.url(case.id, now)
+    return Outcome(_refresh(case, policy), [Emitted("complaint.acknowledged", data, "acknowledged")])
 
 
 def assign(case: Case, owner: str, actor: str, now: datetime, policy: Policy, team: str | None = None) -> Outcome:
+    """Name the owner; the case keeps its team unless ``team`` moves it (see ``ensure_may_move``)."""
     _require(case, "assign", set(OPEN_STATUSES) | {Status.resolved})
     if not owner.strip():
         raise IllegalTransition("owner must be a named handler")
     case = case.model_copy(deep=True)
-    previous = case.owner
+    previous, previous_team = case.owner, case.team
     case.owner = owner
     case.team = team or case.team
-    _record(case, "assigned", actor, now, note=f"from {previous}" if previous else None)
+    notes = [f"from {previous}"] if previous else []
+    if previous_team and case.team != previous_team:
+        notes.append(f"team {previous_team} → {case.team}")
+    _record(case, "assigned", actor, now, note="; ".join(notes) or None)
     data = {**_step_data(case, actor, now), "previous_owner": previous}
     return Outcome(_refresh(case, policy), [Emitted("complaint.assigned", data, f"assigned:{len(case.history)}")])
 
@@ -466,26 +516,29 @@ def tick(case: Case, now: datetime, policy: Policy) -> Outcome:
             state.breached = True
             state.breached_at = now
             state.approached = True
-            base = {"complaint_id": case.id, "customer_id": case.customer_id, "owner": case.owner, "at": now}
+            base = {"complaint_id": case.id, "customer_id": case.customer_id, "owner": case.owner, "at": now,
+                    "number": case.number}
             events.append(Emitted("complaint.deadline_breached", {**base, "deadline": name.value, "due_at": state.due_at},
                                   f"breached:{key}"))
             reason = f"breach:{name.value}"
             case.escalations.append(Escalation(reason=reason, at=now, owner=case.owner))
             events.append(Emitted("complaint.escalated", {"complaint_id": case.id, "customer_id": case.customer_id,
                                                           "reason": reason, "escalated_to": "supervisor", "at": now,
-                                                          "owner": case.owner}, f"escalated:{key}"))
+                                                          "owner": case.owner, "number": case.number},
+                                  f"escalated:{key}"))
         elif not state.approached and now >= state.approach_at:
             state.approached = True
             events.append(Emitted("complaint.deadline_approaching",
                                   {"complaint_id": case.id, "customer_id": case.customer_id, "deadline": name.value,
-                                   "due_at": state.due_at, "owner": case.owner, "at": now}, f"approaching:{key}"))
+                                   "due_at": state.due_at, "owner": case.owner, "at": now, "number": case.number},
+                                  f"approaching:{key}"))
     if (case.owner is None and not case.unowned_escalated and case.status in OPEN_STATUSES
             and now >= case.opened_at + policy.unowned_grace):
         case.unowned_escalated = True
         case.escalations.append(Escalation(reason="unowned", at=now))
         events.append(Emitted("complaint.escalated", {"complaint_id": case.id, "customer_id": case.customer_id,
-                                                      "reason": "unowned", "escalated_to": "supervisor", "at": now},
-                              "escalated:unowned"))
+                                                      "reason": "unowned", "escalated_to": "supervisor", "at": now,
+                                                      "number": case.number}, "escalated:unowned"))
     if case.status == Status.resolved and case.resolved_at is not None and now >= case.resolved_at + policy.follow_up_window:
         out = close(case, SYSTEM_ACTOR, now, policy)
         case, events = out.case, events + out.events
@@ -536,8 +589,8 @@ def anonymise(case: Case) -> Case:
 
 
 def _step_data(case: Case, actor: str, now: datetime) -> dict[str, Any]:
-    return {"complaint_id": case.id, "customer_id": case.customer_id, "status": case.status.value, "actor": actor,
-            "at": now, "channel": case.channel, "category": case.category, "severity": case.severity,
+    return {"complaint_id": case.id, "number": case.number, "customer_id": case.customer_id, "status": case.status.value,
+            "actor": actor, "at": now, "channel": case.channel, "category": case.category, "severity": case.severity,
             "owner": case.owner, "team": case.team, "product": case.product}
 
 

@@ -16,6 +16,7 @@ from .cases import (
     resolve,
     run_command,
     start_investigation,
+    status_page,
 )
 from .crisis import count_arrival, count_low_score, end_quiet_episodes
 from .deps import CONTRACTS, SOURCE, Deps, to_cloud_events
@@ -28,5 +29,5 @@ __all__ = [
     "CONTRACTS", "SOURCE", "Command", "Deps", "acknowledge", "assign", "await_customer", "close", "complaint_kpis",
     "count_arrival", "count_low_score", "customer_responded", "end_quiet_episodes", "get_case", "give_preliminary_opinion",
     "list_cases", "on_complaint_received", "on_customer_erased", "on_survey_low_score", "open_case", "reopen",
-    "resolve", "run_command", "start_investigation", "to_cloud_events", "watch_once",
+    "resolve", "run_command", "start_investigation", "status_page", "to_cloud_events", "watch_once",
 ]

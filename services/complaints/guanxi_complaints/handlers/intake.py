@@ -28,9 +28,15 @@ async def on_complaint_received(deps: Deps, event: CloudEvent) -> None:
 
 
 async def open_case(deps: Deps, intake: Intake, causation_id: str | None = None) -> Case | None:
-    """Open the case once; a duplicate (same id or same source + external_ref) changes nothing."""
+    """Open the case once; a duplicate (same id or same source + external_ref) changes nothing.
+
+    The case number is taken first and the case inserted with it, so a case keeps the number it was
+    opened with; a duplicate intake takes a number it does not use (a gap in the sequence, never a reuse).
+    """
     now = deps.clock.now()
-    outcome = domain.open_case(intake, deps.policy, now)
+    year = deps.policy.number_year(intake.received_at)
+    number = domain.case_number(year, await deps.cases.next_number(year))
+    outcome = domain.open_case(intake, deps.policy, now, number=number)
     if not await deps.cases.insert_new(outcome.case, to_cloud_events(outcome.case, outcome.events, causation_id)):
         # Events a crash left unpublished still go out from the stored case (same ids, deduplicated downstream).
         log.info("complaint %s already registered; duplicate intake ignored", outcome.case.id)

@@ -15,42 +15,80 @@ watcher and the crisis rule need are kept off the hot paths (see ``due_for_check
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from guanxi_shared.events import CloudEvent
 from guanxi_shared.outbox import Outbox
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ..domain import BadCursor, Case
+from ..domain import BadCursor, Case, Order
 
 CASES = "cases"
 ALIASES = "case_aliases"
+# One counter document per year of receipt (``_id`` ``number:<year>``), the last case number given.
+COUNTERS = "case_counters"
 
 
 @dataclass(frozen=True)
 class CaseFilter:
+    """Every condition given must hold; a collection of values matches any of them."""
+
     customer_id: str | None = None
-    status: str | None = None
+    status: str | Collection[str] | None = None
     owner: str | None = None
+    unowned: bool = False  # only the cases nobody owns
     overdue: bool | None = None
+    team: str | None = None
+    severity: str | Collection[str] | None = None
+    channel: str | Collection[str] | None = None
+    category: str | Collection[str] | None = None
+    number: str | None = None
+
+    def choices(self) -> dict[str, list[str]]:
+        """The fields matched against one value or several, each as a sorted list."""
+        out: dict[str, list[str]] = {}
+        for name in ("status", "severity", "channel", "category"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = [value] if isinstance(value, str) else sorted(value)
+        return out
+
+    def equalities(self) -> dict[str, Any]:
+        """The fields matched against exactly one value (``owner`` None for ``unowned``)."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in ("customer_id", "owner", "team", "number")
+                               if getattr(self, name) is not None}
+        if self.unowned:
+            out["owner"] = None
+        return out
 
 
 @dataclass(frozen=True)
 class CasePage:
-    """Newest receipt first; ``next`` is the cursor of the following page (None on the last one)."""
+    """A page in the order asked for; ``next`` is the cursor of the following page (None on the last one)."""
 
     items: list[Case]
     next: str | None
 
 
-def encode_cursor(case: Case) -> str:
-    raw = f"{case.received_at.isoformat()}|{case.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode()
+# Cursors: the sort key of the last case of the page. Newest receipt first: ``<received_at>|<id>``;
+# nearest deadline first: ``d|<next_due_at or empty>|<received_at>|<id>`` (the empty due time is the
+# tail of the cases without an open deadline, ordered newest receipt first).
+DEADLINE_CURSOR = "d"
+
+
+def encode_cursor(case: Case, order: Order = Order.received) -> str:
+    if order == Order.deadline:
+        due = case.next_due_at.isoformat() if case.next_due_at is not None else ""
+        raw = f"{DEADLINE_CURSOR}|{due}|{case.received_at.isoformat()}|{case.id}"
+    else:
+        raw = f"{case.received_at.isoformat()}|{case.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
@@ -61,10 +99,26 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor("cursor is not one this service returned") from exc
 
 
-def _page(found: list[Case], limit: int) -> CasePage:
+def decode_deadline_cursor(cursor: str) -> tuple[datetime | None, datetime, str]:
+    """(next_due_at or None, received_at, id) of the last case of the previous page."""
+    try:
+        kind, due, at, case_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 3)
+        if kind != DEADLINE_CURSOR:
+            raise ValueError(kind)
+        return (datetime.fromisoformat(due) if due else None), datetime.fromisoformat(at), case_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor("cursor is not one this service returned for this order") from exc
+
+
+def _newest_after(at: datetime, case_id: str) -> dict[str, Any]:
+    """Mongo: the cases after (``at``, ``case_id``) in newest-receipt-first order."""
+    return {"$or": [{"received_at": {"$lt": at}}, {"received_at": at, "_id": {"$lt": case_id}}]}
+
+
+def _page(found: list[Case], limit: int, order: Order = Order.received) -> CasePage:
     """``found`` holds up to ``limit + 1`` cases: one more than the page says whether another follows."""
     page = found[:limit]
-    return CasePage(page, encode_cursor(page[-1]) if len(found) > limit else None)
+    return CasePage(page, encode_cursor(page[-1], order) if len(found) > limit else None)
 
 
 class CaseStore(Protocol):
@@ -77,13 +131,23 @@ class CaseStore(Protocol):
         """The case under this id or alias."""
         ...
 
+    async def by_number(self, number: str) -> Case | None:
+        """The case with this case number."""
+        ...
+
+    async def next_number(self, year: int) -> int:
+        """The next number of the year's sequence (1, 2, …), given once: atomically counted, never reused."""
+        ...
+
     async def save(self, case: Case, expected_version: int, events: Sequence[CloudEvent]) -> bool:
         """Write the changed case and its events if nobody changed it meanwhile (then ``case.version``
         is the new version); False otherwise."""
         ...
 
-    async def query(self, filters: CaseFilter, now: datetime, limit: int, cursor: str | None) -> CasePage:
-        """A page of the cases matching ``filters``, newest receipt first, after ``cursor``."""
+    async def query(self, filters: CaseFilter, now: datetime, limit: int, cursor: str | None,
+                    order: Order = Order.received) -> CasePage:
+        """A page of the cases matching ``filters`` after ``cursor``: newest receipt first, or (``Order.deadline``)
+        nearest ``next_due_at`` first, then the cases without an open deadline, newest receipt first."""
         ...
 
     async def due_for_check(self, now: datetime, limit: int = 200) -> list[Case]:
@@ -112,6 +176,7 @@ class MongoCaseStore:
         self.scan_cases: AsyncCollection[dict[str, Any]] = (read_db if read_db is not None else db)[CASES]
         # Another complaint_id given for a complaint already registered under its (source, external_ref).
         self.aliases: AsyncCollection[dict[str, Any]] = db[ALIASES]
+        self.counters: AsyncCollection[dict[str, Any]] = db[COUNTERS]
 
     async def ensure_indexes(self) -> None:
         await self.cases.create_index([("intake_key", ASCENDING)], unique=True)
@@ -120,6 +185,11 @@ class MongoCaseStore:
         await self.cases.create_index([("owner", ASCENDING)])
         await self.cases.create_index([("next_check_at", ASCENDING)])
         await self.cases.create_index([("received_at", DESCENDING)])
+        # Not unique: cases opened before numbers existed have none (and partial indexes are not portable);
+        # the counter hands every number out once.
+        await self.cases.create_index([("number", ASCENDING)])
+        await self.cases.create_index([("team", ASCENDING)])
+        await self.cases.create_index([("next_due_at", ASCENDING), ("_id", ASCENDING)])
 
     async def insert_new(self, case: Case, events: Sequence[CloudEvent]) -> bool:
         # Intake is the busiest writer and the acknowledgement email waits on its events: ``Outbox.insert``
@@ -143,6 +213,19 @@ class MongoCaseStore:
                 doc = await self.cases.find_one({"_id": alias["case_id"]}, {"outbox": 0})
         return Case.model_validate(doc) if doc else None
 
+    async def by_number(self, number: str) -> Case | None:
+        # An equality on a top-level string field: filtered by SQLite on the local FerretDB.
+        doc = await self.cases.find_one({"number": number}, {"outbox": 0})
+        return Case.model_validate(doc) if doc else None
+
+    async def next_number(self, year: int) -> int:
+        # One atomic findAndModify by _id (no projection: FerretDB refuses one there). On the local FerretDB
+        # the one writing connection per process serialises these (see ServiceSettings.mongodb_max_pool_size).
+        doc = await self.counters.find_one_and_update({"_id": f"number:{year}"}, {"$inc": {"seq": 1}}, upsert=True,
+                                                      return_document=ReturnDocument.AFTER)
+        assert doc is not None  # upserted
+        return int(doc["seq"])
+
     async def save(self, case: Case, expected_version: int, events: Sequence[CloudEvent]) -> bool:
         doc = case.to_doc()
         doc.pop("_id")
@@ -153,26 +236,50 @@ class MongoCaseStore:
             return True
         return False
 
-    async def query(self, filters: CaseFilter, now: datetime, limit: int, cursor: str | None) -> CasePage:
-        query: dict[str, Any] = {}
-        if filters.customer_id is not None:
-            query["customer_id"] = filters.customer_id
-        if filters.status is not None:
-            query["status"] = filters.status
-        if filters.owner is not None:
-            query["owner"] = filters.owner
+    async def query(self, filters: CaseFilter, now: datetime, limit: int, cursor: str | None,
+                    order: Order = Order.received) -> CasePage:
+        # Equalities and $in on top-level fields stay at the top of the filter (the local FerretDB filters
+        # those in SQLite); ranges and alternatives go in an $and beside them.
+        match: dict[str, Any] = dict(filters.equalities())
+        for name, values in filters.choices().items():
+            match[name] = values[0] if len(values) == 1 else {"$in": values}
         clauses: list[dict[str, Any]] = []
         if filters.overdue is True:
-            query["next_due_at"] = {"$lte": now}
+            clauses.append({"next_due_at": {"$lte": now}})
         elif filters.overdue is False:
             clauses.append({"$or": [{"next_due_at": None}, {"next_due_at": {"$gt": now}}]})
+        if order == Order.deadline:
+            return await self._by_deadline(match, clauses, limit, cursor)
         if cursor:
             at, case_id = decode_cursor(cursor)
-            clauses.append({"$or": [{"received_at": {"$lt": at}}, {"received_at": at, "_id": {"$lt": case_id}}]})
-        if clauses:
-            query["$and"] = clauses
-        found = self.cases.find(query, {"outbox": 0}).sort([("received_at", DESCENDING), ("_id", DESCENDING)])
+            clauses.append(_newest_after(at, case_id))
+        found = self._find(match, clauses).sort([("received_at", DESCENDING), ("_id", DESCENDING)])
         return _page([Case.model_validate(d) async for d in found.limit(limit + 1)], limit)
+
+    def _find(self, match: dict[str, Any], clauses: list[dict[str, Any]]) -> AsyncCursor[dict[str, Any]]:
+        query = {**match, "$and": clauses} if clauses else match
+        return self.cases.find(query, {"outbox": 0})
+
+    async def _by_deadline(self, match: dict[str, Any], clauses: list[dict[str, Any]], limit: int,
+                           cursor: str | None) -> CasePage:
+        # Two ranges read one after the other (MongoDB sorts nulls first, and FerretDB may differ):
+        # the cases with an open deadline, nearest first; then those without one, newest receipt first.
+        after = decode_deadline_cursor(cursor) if cursor else None
+        found: list[Case] = []
+        if after is None or after[0] is not None:
+            dated = [*clauses, {"next_due_at": {"$ne": None}}]
+            if after is not None:
+                due, _, case_id = after
+                dated.append({"$or": [{"next_due_at": {"$gt": due}}, {"next_due_at": due, "_id": {"$gt": case_id}}]})
+            cur = self._find(match, dated).sort([("next_due_at", ASCENDING), ("_id", ASCENDING)]).limit(limit + 1)
+            found = [Case.model_validate(d) async for d in cur]
+        if len(found) <= limit:
+            undated = [*clauses, {"next_due_at": None}]
+            if after is not None and after[0] is None:
+                undated.append(_newest_after(after[1], after[2]))
+            cur = self._find(match, undated).sort([("received_at", DESCENDING), ("_id", DESCENDING)])
+            found += [Case.model_validate(d) async for d in cur.limit(limit + 1 - len(found))]
+        return _page(found, limit, Order.deadline)
 
     async def due_for_check(self, now: datetime, limit: int = 200) -> list[Case]:
         # On FerretDB this query reads every case: it goes through the read pool (``scan_cases``), and the
@@ -196,6 +303,12 @@ class MongoCaseStore:
         return [str(d["_id"]) async for d in found]
 
 
+def _nearest(case: Case) -> tuple[datetime, str]:
+    """The deadline order's key of a case with an open deadline."""
+    assert case.next_due_at is not None
+    return case.next_due_at, case.id
+
+
 class InMemoryCaseStore:
     """``CaseStore`` in a dict, for the fast tests; the events it was asked to save are in ``published``."""
 
@@ -203,6 +316,7 @@ class InMemoryCaseStore:
         self._cases: dict[str, Case] = {}
         self._by_intake_key: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
+        self._counters: dict[int, int] = {}
         self.published: list[CloudEvent] = []
 
     async def insert_new(self, case: Case, events: Sequence[CloudEvent]) -> bool:
@@ -220,6 +334,14 @@ class InMemoryCaseStore:
         found = self._cases.get(case_id) or self._cases.get(self._aliases.get(case_id, ""))
         return found.model_copy(deep=True) if found is not None else None
 
+    async def by_number(self, number: str) -> Case | None:
+        found = next((c for c in self._cases.values() if c.number == number), None)
+        return found.model_copy(deep=True) if found is not None else None
+
+    async def next_number(self, year: int) -> int:
+        self._counters[year] = self._counters.get(year, 0) + 1
+        return self._counters[year]
+
     async def save(self, case: Case, expected_version: int, events: Sequence[CloudEvent]) -> bool:
         stored = self._cases.get(case.id)
         if stored is None or stored.version != expected_version:
@@ -229,19 +351,37 @@ class InMemoryCaseStore:
         self.published.extend(events)
         return True
 
-    async def query(self, filters: CaseFilter, now: datetime, limit: int, cursor: str | None) -> CasePage:
-        after = decode_cursor(cursor) if cursor else None
+    async def query(self, filters: CaseFilter, now: datetime, limit: int, cursor: str | None,
+                    order: Order = Order.received) -> CasePage:
+        equalities, choices = filters.equalities(), filters.choices()
 
         def matches(c: Case) -> bool:
             overdue = c.next_due_at is not None and c.next_due_at <= now
-            return ((filters.customer_id is None or c.customer_id == filters.customer_id)
-                    and (filters.status is None or c.status == filters.status)
-                    and (filters.owner is None or c.owner == filters.owner)
-                    and (filters.overdue is None or overdue == filters.overdue)
-                    and (after is None or (c.received_at, c.id) < after))
+            doc = c.to_doc()
+            return (all(doc.get(k) == v for k, v in equalities.items())
+                    and all(doc.get(k) in values for k, values in choices.items())
+                    and (filters.overdue is None or overdue == filters.overdue))
 
-        found = sorted((c for c in self._cases.values() if matches(c)), key=lambda c: (c.received_at, c.id), reverse=True)
-        return _page([c.model_copy(deep=True) for c in found[:limit + 1]], limit)
+        def newest(c: Case) -> tuple[datetime, str]:
+            return c.received_at, c.id
+
+        chosen = [c for c in self._cases.values() if matches(c)]
+        if order == Order.deadline:
+            dated = sorted((c for c in chosen if c.next_due_at is not None), key=_nearest)
+            undated = sorted((c for c in chosen if c.next_due_at is None), key=newest, reverse=True)
+            if cursor:
+                due, at, case_id = decode_deadline_cursor(cursor)
+                if due is None:
+                    dated, undated = [], [c for c in undated if newest(c) < (at, case_id)]
+                else:
+                    dated = [c for c in dated if _nearest(c) > (due, case_id)]
+            found = dated + undated
+        else:
+            found = sorted(chosen, key=newest, reverse=True)
+            if cursor:
+                after = decode_cursor(cursor)
+                found = [c for c in found if newest(c) < after]
+        return _page([c.model_copy(deep=True) for c in found[:limit + 1]], limit, order)
 
     async def due_for_check(self, now: datetime, limit: int = 200) -> list[Case]:
         due = [c for c in self._cases.values() if c.next_check_at is not None and c.next_check_at <= now]

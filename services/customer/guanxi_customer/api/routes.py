@@ -108,6 +108,11 @@ async def customer_timeline(
     return await handlers.timeline(deps, customer_id, limit, cursor)
 
 
+@customers.get("/{customer_id}/care", summary="The customer's care occasions: greetings, revisits, commitments, churn watch")
+async def care_schedule(customer_id: str, deps: DepsDep, who: Staff, limit: Limit = 50) -> dict[str, Any]:
+    return await handlers.care_schedule(deps, customer_id, limit)
+
+
 @customers.get("/{customer_id}/consents", summary="Consent per purpose and channel opt-outs")
 async def get_consents(customer_id: str, deps: DepsDep, who: Staff) -> dict[str, Any]:
     return await handlers.get_consents(deps, customer_id)

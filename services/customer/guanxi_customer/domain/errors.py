@@ -6,7 +6,21 @@ from guanxi_shared.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 
 
 class InvalidInput(Invalid):
-    """A value a person typed is wrong; the message says which and why (never echoing personal data)."""
+    """A value a person typed is wrong; the message says which and why (never echoing personal data).
+
+    With ``field`` and ``code`` the problem+json answer also carries ``errors: [{location: "body.<field>",
+    message, code}]`` like a request-validation 422, so a form can show the problem beside the field, in
+    its own words for the code (``phone_format``, ``phone_invalid``, ``email_invalid``,
+    ``birthday_format``, ``birthday_range``, ``id_number_format``, ``timezone_unknown``,
+    ``cannot_remove``, ``invalid``)."""
+
+    def __init__(self, detail: str, *, field: str | None = None, code: str = "invalid") -> None:
+        if field is None:
+            super().__init__(detail)
+        else:
+            super().__init__(detail, errors=[{"location": f"body.{field}", "message": detail, "code": code}])
+        self.field = field
+        self.code = code
 
 
 class CustomerNotFound(NotFound):

@@ -40,9 +40,9 @@ def normalise_phone(raw: str) -> str:
     try:
         parsed = phonenumbers.parse(raw.strip(), None)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidInput("phone must be in E.164 form, e.g. +8613812345678") from exc
+        raise InvalidInput("phone must be in E.164 form, e.g. +8613812345678", field="phone", code="phone_format") from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidInput("phone is not a valid number for its country code")
+        raise InvalidInput("phone is not a valid number for its country code", field="phone", code="phone_invalid")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -50,7 +50,7 @@ def normalise_email(raw: str) -> str:
     try:
         info = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidInput("email is not a valid address") from exc
+        raise InvalidInput("email is not a valid address", field="email", code="email_invalid") from exc
     # Lower-cased whole so the blind index matches however the customer typed it.
     return info.normalized.lower()
 
@@ -59,16 +59,16 @@ def parse_birthday(raw: str, today: date) -> str:
     try:
         born = date.fromisoformat(raw.strip())
     except ValueError as exc:
-        raise InvalidInput("birthday must be a date YYYY-MM-DD") from exc
+        raise InvalidInput("birthday must be a date YYYY-MM-DD", field="birthday", code="birthday_format") from exc
     if born > today or born.year < 1900:
-        raise InvalidInput("birthday must be a past date after 1900")
+        raise InvalidInput("birthday must be a past date after 1900", field="birthday", code="birthday_range")
     return born.isoformat()
 
 
 def normalise_id_number(raw: str) -> str:
     value = raw.strip().upper()
     if not (4 <= len(value) <= 32) or not value.replace("-", "").isalnum():
-        raise InvalidInput("id_number must be 4-32 letters or digits")
+        raise InvalidInput("id_number must be 4-32 letters or digits", field="id_number", code="id_number_format")
     return value
 
 
@@ -83,7 +83,7 @@ def normalise_pii(field: str, raw: str, today: date) -> str:
         return normalise_id_number(raw)
     value = raw.strip()
     if not value or len(value) > 500:
-        raise InvalidInput(f"{field} must be 1-500 characters")
+        raise InvalidInput(f"{field} must be 1-500 characters", field=field, code="invalid")
     return value
 
 
@@ -96,7 +96,7 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidInput(f"unknown time zone {name!r}") from exc
+        raise InvalidInput(f"unknown time zone {name!r}", field="timezone", code="timezone_unknown") from exc
     return name
 
 

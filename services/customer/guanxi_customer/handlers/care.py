@@ -4,11 +4,13 @@ its job, and a due job's events are decided when it fires (``DueJobs`` stores th
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from guanxi_shared.events import CloudEvent
 
 from .. import domain
 from ..domain import REGISTERED, Doc, VaultError
+from .common import existing
 from .deps import Deps
 
 
@@ -86,3 +88,26 @@ async def _commitment_overdue(deps: Deps, job: Doc, now: datetime) -> list[Cloud
     if not commitment or commitment.get("status") != "open":
         return []
     return domain.commitment_overdue(data, commitment, job, now)
+
+
+# The jobs that are the customer's care plan (not the response clocks of contacts, which the contact log shows).
+CARE_KINDS = ("care", "churn", "commitment")
+
+
+async def care_schedule(deps: Deps, customer_id: str, limit: int = 50) -> dict[str, Any]:
+    """The customer's care occasions (CR-2, CR-4) for the 360: birthday greeting, revisit, profile update,
+    churn watch, visit commitments, each ``pending``, ``fired`` or ``cancelled`` (with why), soonest first.
+    A birthday greeting's date is not given: it would reveal the birthday, which staff see only masked."""
+    await existing(deps, customer_id, allow_stub=True)
+    jobs = await deps.store.jobs_of(customer_id, CARE_KINDS, min(limit, deps.settings.page_limit_max))
+    return {"items": [_care_item(j) for j in jobs], "next": None}
+
+
+def _care_item(job: Doc) -> dict[str, Any]:
+    data = job.get("data") or {}
+    occasion = data.get("occasion") or {"churn": "churn_risk"}.get(job["kind"], job["kind"])
+    birthday = occasion == "birthday"
+    return {"occasion": occasion, "kind": job["kind"], "state": job.get("state", "pending"),
+            "due_at": None if birthday else job.get("due_at"), "fired_at": None if birthday else job.get("fired_at"),
+            "cancel_reason": job.get("cancel_reason"), "visit_id": data.get("visit_id"),
+            "commitment_id": data.get("commitment_id"), "owner": data.get("owner")}

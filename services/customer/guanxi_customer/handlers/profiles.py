@@ -136,7 +136,7 @@ async def update_profile(deps: Deps, customer_id: str, given: dict[str, Any], ac
     now = deps.clock.now()
     for required in ("name", "phone", "email", "kind"):
         if required in given and given[required] is None:
-            raise InvalidInput(f"{required} cannot be removed")
+            raise InvalidInput(f"{required} cannot be removed", field=required, code="cannot_remove")
     pii = domain.normalise_pii_fields(given, now.date())
     plain = {f: given[f] for f in PLAIN_FIELDS if f in given}
     if plain.get("timezone"):

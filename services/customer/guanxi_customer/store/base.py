@@ -153,3 +153,6 @@ class CustomerStore(Protocol):
     async def cancel_job(self, key: str, reason: str) -> bool: ...
 
     async def cancel_jobs(self, customer_id: str, reason: str, occasion: str | None = None) -> int: ...
+
+    async def jobs_of(self, customer_id: str, kinds: Sequence[str], limit: int) -> list[Doc]:
+        """The customer's due jobs of ``kinds`` (pending, fired or cancelled), soonest due first."""

@@ -294,6 +294,10 @@ class InMemoryCustomerStore:
                 and (occasion is None or j["data"].get("occasion") == occasion)]
         return sum([await self.cancel_job(k, reason) for k in keys])
 
+    async def jobs_of(self, customer_id: str, kinds: Sequence[str], limit: int) -> list[Doc]:
+        found = [j for j in self.jobs.values() if j["data"].get("customer_id") == customer_id and j["kind"] in kinds]
+        return copy.deepcopy(sorted(found, key=lambda j: j["due_at"])[:limit])
+
     async def fire_due(self, build: Callable[[Doc, datetime], Awaitable[list[CloudEvent]]], now: datetime) -> int:
         """What ``DueJobs.fire_due`` does with the Mongo store's jobs: fire every pending job due by ``now``."""
         due = sorted((j for j in self.jobs.values() if j["state"] == "pending" and j["due_at"] <= now),

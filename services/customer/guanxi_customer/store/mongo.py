@@ -297,6 +297,10 @@ class MongoCustomerStore:
         match = {"data.customer_id": customer_id, **({"data.occasion": occasion} if occasion else {})}
         return await self._jobs.cancel_where(match, reason)
 
+    async def jobs_of(self, customer_id: str, kinds: Sequence[str], limit: int) -> list[Doc]:
+        query = {"data.customer_id": customer_id, "kind": {"$in": list(kinds)}}
+        return [d async for d in self._read_db[JOBS].find(query).sort("due_at", ASCENDING).limit(limit)]
+
     @staticmethod
     async def _page(collection: AsyncCollection[Doc], match: Doc, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
         """Keyset paging on ``_id`` (ids are opaque strings): stable and index-friendly."""

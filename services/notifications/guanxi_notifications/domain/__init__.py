@@ -131,11 +131,13 @@ def stringify(value: Any) -> Any:
 
 def complaint_variables(data: dict[str, Any]) -> dict[str, Any]:
     # Only fields meant for the customer: internal notes stay inside the complaints service.
-    wanted = ("complaint_id", "category", "status", "resolution", "compensation")
+    wanted = ("complaint_id", "category", "status", "resolution", "compensation", "status_link")
     out = {k: stringify(data.get(k)) for k in wanted if k in data}
     out.setdefault("compensation", None)
     out.setdefault("resolution", None)
     out.setdefault("category", None)
+    out.setdefault("status_link", None)
+    out["case_number"] = data.get("number")  # TS-2026-000123; absent on cases older than case numbers
     return out
 
 

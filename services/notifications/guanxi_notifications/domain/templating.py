@@ -17,6 +17,10 @@ from jinja2.sandbox import SandboxedEnvironment
 
 # Supplied by the dispatcher for every message, from the customer service's contact details.
 STANDARD_VARIABLES: frozenset[str] = frozenset({"name", "customer_id", "member_level"})
+# Supplied when the trigger knows them (a complaint's case number, the customer's status link), else
+# empty (None): a template may use them without declaring them, testing them first
+# (``{% if status_link %}…{% endif %}``), and a message without them still renders.
+OPTIONAL_VARIABLES: frozenset[str] = frozenset({"case_number", "status_link"})
 
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
@@ -53,11 +57,11 @@ def used_variables(text: str) -> set[str]:
 def validate(subject: str, body: str, required_variables: list[str]) -> None:
     """Raise TemplateInvalid unless the template is safe to store."""
     used = used_variables(subject) | used_variables(body)
-    undeclared = sorted(used - set(required_variables) - STANDARD_VARIABLES)
+    undeclared = sorted(used - set(required_variables) - STANDARD_VARIABLES - OPTIONAL_VARIABLES)
     if undeclared:
         raise TemplateInvalid("template uses undeclared variables: " + ", ".join(undeclared)
                               + " (declare them in required_variables)")
-    sample = {name: f"<{name}>" for name in [*required_variables, *STANDARD_VARIABLES]}
+    sample = {name: f"<{name}>" for name in [*required_variables, *STANDARD_VARIABLES, *OPTIONAL_VARIABLES]}
     try:
         render(subject, body, sample, required_variables)
     except MissingVariables as exc:
@@ -69,6 +73,7 @@ def render(subject: str, body: str, variables: dict[str, Any], required_variable
     missing = sorted(n for n in required_variables if n not in variables)
     if missing:
         raise MissingVariables(missing)
+    variables = {**dict.fromkeys(OPTIONAL_VARIABLES), **variables}
     try:
         return Rendered(_env.from_string(subject).render(variables).strip(), _env.from_string(body).render(variables))
     except UndefinedError as exc:

@@ -22,11 +22,24 @@ def _document(key: str, language: str, version: int, category: Category, subject
             "description": description, "created_at": deps.clock.now(), "created_by": actor}
 
 
+SEED_ACTOR = "seed"
+
+
 async def seed_templates(deps: Deps) -> None:
-    """Version 1 of every default template whose key and language do not exist yet (never over an admin's)."""
+    """Version 1 of every default template whose key and language do not exist yet; and a new version of a
+    default whose current version is an older seed's text (e.g. before case numbers), never over an admin's."""
     for seed in SEEDS:
-        await deps.store.seed_template(_document(seed.key, seed.language, 1, seed.category, seed.subject, seed.body,
-                                                 list(seed.required_variables), "seeded default", "seed", deps))
+        if await deps.store.seed_template(_document(seed.key, seed.language, 1, seed.category, seed.subject, seed.body,
+                                                    list(seed.required_variables), "seeded default", SEED_ACTOR, deps)):
+            continue
+        current = await deps.store.latest_template(seed.key, seed.language)
+        if (current is None or current.get("created_by") != SEED_ACTOR
+                or (current["subject"], current["body"]) == (seed.subject, seed.body)):
+            continue  # retired, written by an admin, or up to date
+        # Another instance starting at the same moment may take this version number first: then it is done.
+        await deps.store.insert_template_version(_document(
+            seed.key, seed.language, int(current["version"]) + 1, seed.category, seed.subject, seed.body,
+            list(seed.required_variables), "seeded default (updated)", SEED_ACTOR, deps))
 
 
 async def list_templates(deps: Deps) -> dict[str, Any]:

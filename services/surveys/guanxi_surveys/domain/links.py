@@ -60,4 +60,5 @@ def read_link(token: str, secret: str, now: datetime) -> LinkClaims:
 
 
 def link_url(base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}/api/v1/surveys/answer/{token}"
+    """The link the customer opens: the token appended to the link base (the console's ``/s`` page)."""
+    return f"{base_url.rstrip('/')}/{token}"

@@ -16,7 +16,7 @@ from .deps import Deps
 
 def _link(deps: Deps, survey_id: str, nonce: str, expires_at: datetime) -> str:
     token = domain.sign_link(survey_id, nonce, expires_at, deps.settings.link_secret.get_secret_value())
-    return domain.link_url(deps.settings.public_base_url, token)
+    return domain.link_url(deps.settings.link_base_url, token)
 
 
 async def send_due(deps: Deps) -> int:
