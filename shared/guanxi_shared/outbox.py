@@ -58,9 +58,8 @@ PENDING = {"outbox": {"$exists": True, "$ne": {}}}
 MAX_HANDED_OVER = 4
 # Pause between two deferred clearings (see ``clear_deferred``).
 CLEAR_YIELD_SECONDS = 0.005
-# Documents cleared by one update. One update per document cost a commit each (~2 ms on FerretDB, a
-# write per surveyed purchase); one for a chunk costs ~0.7 ms a document on the local build, and each
-# document gets every unset path of its chunk, so the chunk stays small.
+# Documents cleared by one update: one update per document costs a commit each, one for a chunk shares
+# it; each document gets every unset path of its chunk, so the chunk stays small.
 CLEAR_CHUNK = 100
 # Set while a consumer's batch is at work (``OutboxRelay.holding``): its writes hand their events over
 # instead of waiting for Kafka, so the batch can commit and take the next one.
@@ -101,9 +100,9 @@ class OutboxRelay:
         self._collections = list(collections)
         # Where the polling pass looks for pending entries: the same collections reached through a
         # read pool (``ServiceRuntime.read_db``), when the service has one. The pass is a query on
-        # ``outbox``, which FerretDB answers by reading the whole collection (100-400 ms at a few
-        # hundred documents); on the single writing connection every write of the service queued
-        # behind it. Only the reading moves: clearing stays an update by _id on ``collections``.
+        # ``outbox``, which FerretDB answers by reading the whole collection; on the single writing
+        # connection every write of the service would queue behind it. Only the reading moves:
+        # clearing stays an update by _id on ``collections``.
         self._scan_collections = list(scan_collections) if scan_collections is not None else self._collections
         if len(self._scan_collections) != len(self._collections):
             raise ValueError("scan_collections must name the same collections as collections")
@@ -134,8 +133,7 @@ class OutboxRelay:
         """Around a consumer's batch: the polling pass and the deferred clearing wait until it is done
         (and ``clear_idle_seconds`` after). Both go through the store the batch is writing to; the pass
         also publishes, document by document, entries the batch is about to publish from memory, and
-        then takes the same documents' locks. Measured on the customer service: clearing between two
-        batches held the next one's first write for ~0.6 s, and the pass doubled ``written``'s time."""
+        then takes the same documents' locks: either would hold up the next batch's first write."""
         self._batches_at_work += 1
         token = _IN_BATCH.set(True)
         try:
@@ -261,7 +259,7 @@ class OutboxRelay:
             return
         if len(ids) <= BY_ID_LIMIT:
             # Equality on _id is the lookup every store answers from its index (FerretDB 1.24 as
-            # published scans for ``$in``: ~200 ms against ~2 ms at 500 documents); this is the path
+            # published scans for ``$in``); this is the path
             # of every write's own flush, so it must not grow with the collection.
             found = [await collection.find_one({"_id": i}, {"outbox": 1}) for i in ids]
             docs = [d for d in found if d is not None and d.get("outbox")]
@@ -283,9 +281,8 @@ class OutboxRelay:
         """Every entry of ``doc`` went out through ``written`` and waits for the deferred clearing.
 
         The pass leaves such documents alone: clearing them here would clear each twice, and would
-        clear a whole burst of them in one go, not yielding to new writes as ``clear_deferred`` does
-        (seen in the latency benchmark: the pass after a burst of ~200 complaints cleared them all at
-        ~70 ms each, holding the writing connection for seconds while new complaints waited)."""
+        clear a whole burst of them in one go, not yielding to new writes as ``clear_deferred`` does, and
+        hold the writing connection while new writes wait."""
         deferred = self._deferred.get((collection.full_name, doc["_id"]))
         return deferred is not None and set(doc.get("outbox") or {}) <= deferred[1]
 

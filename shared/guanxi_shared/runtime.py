@@ -224,7 +224,7 @@ class RequestIdMiddleware:
     """``request.state.request_id`` from ``X-Request-Id`` (or a new one), echoed on the answer.
 
     Pure ASGI: a ``BaseHTTPMiddleware`` would run every request through an extra task and memory
-    stream (measured as several per cent of a service's CPU per request)."""
+    stream, a cost paid on every request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

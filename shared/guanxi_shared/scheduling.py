@@ -34,8 +34,7 @@ class DueWatch:
     more); once a due time this process has written (``note``) has come; and at least every ``rescan``
     (what another instance or an earlier process wrote). Between those, nothing this process knows of
     is due. A scheduler asking every second costs little on MongoDB (an index range), but on FerretDB
-    every such query reads and decodes the whole collection: three of them a second were ~18 % of the
-    store's CPU while the surveys service ingested purchases (pprof).
+    every such query reads and decodes the whole collection, beside the writes of the service.
 
     At most ``keep`` due times are remembered (the earliest ones); later ones are found by a rescan."""
 

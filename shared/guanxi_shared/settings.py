@@ -34,8 +34,8 @@ class ServiceSettings(BaseSettings):
     mongodb_url: str = _common("MONGODB_URL", "mongodb://127.0.0.1:27017")
     mongodb_database: str = Field("", description="defaults to guanxi_<service>")
     # FerretDB 1.24 (the local store) does not make one update atomic against updates arriving on
-    # other connections: concurrent $inc/$set/$unset on one document lose writes (measured: 200
-    # concurrent $inc -> 41; the outbox relay's $unset overwrote a handler's $inc). One connection
+    # other connections: concurrent $inc/$set/$unset on one document lose writes (the outbox
+    # relay's $unset can overwrite a handler's $inc; shared/tests/test_store.py shows it). One connection
     # per process serialises the process's store operations, which SQLite serialises anyway.
     # 0 = automatic: 1 in local mode (FerretDB), the driver's default (100) elsewhere (MongoDB).
     mongodb_max_pool_size: int = _common("MONGODB_MAX_POOL_SIZE", 0, ge=0)

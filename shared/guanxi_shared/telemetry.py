@@ -118,11 +118,10 @@ class ServerSpans:
     ``METHOD route`` once the router has matched (``http.route``; ids and link tokens stay out of the span), with
     ``http.response.status_code``; a 5xx answer or an exception marks it failed.
 
-    Written here rather than taken from opentelemetry-instrumentation-fastapi or FastAPI's own
-    tracing because of what they add per request on this machine, once per service hop (a 16-route
-    app called in-process): the instrumentation ~0.55 ms (it matched the request against every route
-    a second time and recorded two sets of attribute conventions), FastAPI's ~0.22 ms, this ~0.16 ms
-    (bench/README.md, "Session 6")."""
+    Written here rather than taken from opentelemetry-instrumentation-fastapi or FastAPI's own tracing
+    because of what they add per request, once per service hop: the instrumentation matches the request
+    against every route a second time and records two sets of attribute conventions (the comparison is
+    in bench/README.md)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

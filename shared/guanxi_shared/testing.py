@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,9 +36,13 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
-from .events import CloudEvent
+from .events import CloudEvent, decode_event
+from .messaging import EventPublisher
+from .outbox import Outbox, OutboxRelay
 from .settings import ServiceSettings
+from .store import database, make_mongo_client
 from .telemetry import setup_tracing
 from .topics import CATALOGUE
 
@@ -313,3 +317,43 @@ async def send_event(producer: AIOKafkaProducer, prefix: str, event: CloudEvent,
     await producer.send_and_wait(prefix + event.type, event.to_json(), key=event.subject.encode(),
                                  headers=[(k, v.encode()) for k, v in (headers or {}).items()])
     return event.id
+
+
+class RecordingPublisher(EventPublisher):
+    """Takes what a relay (or an announcer) publishes instead of sending it to Kafka: the events, in order.
+    For the Mongo side of a store contract suite, where the fake store records what it was asked to save."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        super().__init__(settings)
+        self.events: list[CloudEvent] = []
+
+    async def publish(self, event: CloudEvent, *, topic: str | None = None, headers: dict[str, str] | None = None) -> None:
+        self.events.append(event)
+
+    async def publish_encoded(self, value: bytes, event_id: str, event_type: str, subject: str) -> None:
+        self.events.append(decode_event(value))
+
+    async def publish_many(self, events: Iterable[CloudEvent]) -> None:
+        self.events.extend(events)
+
+
+@dataclass
+class MongoKit:
+    """A store's database on the test infrastructure, with an ``Outbox`` whose relay sends to ``publisher``."""
+
+    db: AsyncDatabase[dict[str, Any]]
+    outbox: Outbox
+    publisher: RecordingPublisher
+
+
+@contextlib.asynccontextmanager
+async def mongo_kit(settings: ServiceSettings, outbox_collections: Iterable[str] = ()) -> AsyncIterator[MongoKit]:
+    """What the Mongo side of a store contract suite builds its store from; the relay's loop never runs,
+    so entries written with events stay in their documents until a later bulk write clears them."""
+    client = make_mongo_client(settings)
+    db = database(client, settings)
+    publisher = RecordingPublisher(settings)
+    try:
+        yield MongoKit(db, Outbox(OutboxRelay(publisher, [db[n] for n in outbox_collections])), publisher)
+    finally:
+        await client.close()

@@ -20,9 +20,7 @@ from guanxi_audit.settings import DEFAULT_PERSONAL_FIELDS, AuditSettings
 from guanxi_audit.store import AuditStore, InMemoryAuditStore, MongoAuditStore
 from guanxi_shared.clock import ManualClock
 from guanxi_shared.events import CloudEvent, new_event
-from guanxi_shared.messaging import EventPublisher
-from guanxi_shared.outbox import Outbox, OutboxRelay
-from guanxi_shared.store import make_mongo_client
+from guanxi_shared.testing import mongo_kit
 
 Doc = dict[str, Any]
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -324,15 +322,10 @@ class TestInMemoryStore(StoreContract):
 class TestMongoStore(StoreContract):
     @pytest.fixture
     async def store(self, make_settings: Any) -> AsyncIterator[MongoAuditStore]:
-        settings = make_settings(AuditSettings)
-        client = make_mongo_client(settings)
-        db = client[settings.mongodb_database]
-        # The publisher is never started: what the store saves to publish stays in the episode's outbox,
-        # as while Kafka is down.
-        store = MongoAuditStore(db, Outbox(OutboxRelay(EventPublisher(settings), [db["episodes"]])))
-        await store.ensure_indexes()
-        yield store
-        await client.close()
+        async with mongo_kit(make_settings(AuditSettings), ["episodes"]) as kit:
+            store = MongoAuditStore(kit.db, kit.outbox)
+            await store.ensure_indexes()
+            yield store
 
     @pytest.fixture
     def settings_for(self, make_settings: Any) -> Callable[..., AuditSettings]:

@@ -24,9 +24,7 @@ from guanxi_complaints.store import (
     MongoCrisisStore,
 )
 from guanxi_shared.events import CloudEvent, new_event
-from guanxi_shared.messaging import EventPublisher
-from guanxi_shared.outbox import Outbox, OutboxRelay
-from guanxi_shared.store import database, make_mongo_client
+from guanxi_shared.testing import mongo_kit
 
 CST = timezone(timedelta(hours=8))
 RECEIVED = datetime(2026, 9, 30, 10, 0, tzinfo=CST)
@@ -258,20 +256,15 @@ class TestInMemoryStore(StoreContract):
 class TestMongoStore(StoreContract):
     @pytest.fixture
     async def store(self, make_settings: Callable[..., Any]) -> AsyncIterator[Stores]:
-        settings = make_settings(ComplaintsSettings)
-        client = make_mongo_client(settings)
-        db = database(client, settings)
-        # An unstarted publisher: each publish fails, so the events stay in the documents' outboxes.
-        outbox = Outbox(OutboxRelay(EventPublisher(settings), [db[CASES], db[CRISIS]]))
-        cases, crisis = MongoCaseStore(db, outbox), MongoCrisisStore(db, outbox)
-        await cases.ensure_indexes()
-        await crisis.ensure_indexes()
+        # The relay's loop never runs: the events stay in the documents' outboxes, where the contract reads them.
+        async with mongo_kit(make_settings(ComplaintsSettings), [CASES, CRISIS]) as kit:
+            db = kit.db
+            cases, crisis = MongoCaseStore(db, kit.outbox), MongoCrisisStore(db, kit.outbox)
+            await cases.ensure_indexes()
+            await crisis.ensure_indexes()
 
-        async def event_ids() -> list[str]:
-            return [i for name in (CASES, CRISIS) async for d in db[name].find({}, {"outbox": 1})
-                    for i in d.get("outbox") or {}]
+            async def event_ids() -> list[str]:
+                return [i for name in (CASES, CRISIS) async for d in db[name].find({}, {"outbox": 1})
+                        for i in d.get("outbox") or {}]
 
-        try:
             yield Stores(cases, crisis, event_ids)
-        finally:
-            await client.close()

@@ -13,10 +13,8 @@ from guanxi_customer.settings import CustomerSettings
 from guanxi_customer.store import JOBS, OUTBOX_COLLECTIONS, CustomerStore, InMemoryCustomerStore, MongoCustomerStore
 from guanxi_shared.clock import ManualClock
 from guanxi_shared.events import CloudEvent
-from guanxi_shared.messaging import EventPublisher
-from guanxi_shared.outbox import Outbox, OutboxRelay
 from guanxi_shared.scheduling import DueJobs
-from guanxi_shared.store import make_mongo_client
+from guanxi_shared.testing import mongo_kit
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -304,29 +302,14 @@ class TestInMemoryStore(StoreContract):
         return [e.id for e in store.published if e.subject == customer_id]
 
 
-class RecordingPublisher(EventPublisher):
-    """Takes what the relay publishes instead of sending it to Kafka: what went out, in order."""
-
-    def __init__(self, settings: CustomerSettings) -> None:
-        super().__init__(settings)
-        self.sent: list[tuple[str, str]] = []  # (subject, event id)
-
-    async def publish_encoded(self, value: bytes, event_id: str, event_type: str, subject: str) -> None:
-        self.sent.append((subject, event_id))
-
-
 class TestMongoStore(StoreContract):
     @pytest.fixture
     async def store(self, make_settings: Any) -> AsyncIterator[MongoCustomerStore]:
-        settings = make_settings(CustomerSettings)
-        client = make_mongo_client(settings)
-        db = client[settings.mongodb_database]
-        self.publisher = RecordingPublisher(settings)
-        outbox = Outbox(OutboxRelay(self.publisher, [db[n] for n in OUTBOX_COLLECTIONS]))
-        store = MongoCustomerStore(db, outbox, DueJobs(db[JOBS], ManualClock(T0), outbox))
-        await store.ensure_indexes()
-        yield store
-        await client.close()
+        async with mongo_kit(make_settings(CustomerSettings), OUTBOX_COLLECTIONS) as kit:
+            self.publisher = kit.publisher
+            store = MongoCustomerStore(kit.db, kit.outbox, DueJobs(kit.db[JOBS], ManualClock(T0), kit.outbox))
+            await store.ensure_indexes()
+            yield store
 
     async def saved(self, store: Any, customer_id: str) -> list[str]:
-        return [event_id for subject, event_id in self.publisher.sent if subject == customer_id]
+        return [e.id for e in self.publisher.events if e.subject == customer_id]

@@ -115,8 +115,12 @@ async def test_quiet_hours_hold_a_survey_until_morning_but_never_a_service_messa
         await eventually(lambda: _count(smtp), lambda n: n == 2, what="the survey released at 09:00")
         assert smtp.messages[1]["Subject"] == "How did we do?"
         assert "https://guanxi.example/s/S-9" in smtp.messages[1].get_content()
-        survey = next(i for i in await svc.notifications_of("c-night") if i["template"] == "survey_invitation")
-        assert survey["status"] == "sent" and [h["status"] for h in survey["history"]] == ["pending", "held", "sent"]
+        # The email is out before its outcome is stored: wait for the log to say so.
+        items = await eventually(lambda: svc.notifications_of("c-night"),
+                                 lambda xs: any(i["template"] == "survey_invitation" and i["status"] == "sent" for i in xs),
+                                 what="the survey logged as sent")
+        survey = next(i for i in items if i["template"] == "survey_invitation")
+        assert [h["status"] for h in survey["history"]] == ["pending", "held", "sent"]
 
 
 async def test_frequency_cap_counts_surveys_holds_the_extra_one_and_releases_it_later(
@@ -129,7 +133,9 @@ async def test_frequency_cap_counts_surveys_holds_the_extra_one_and_releases_it_
     async with running(settings, clock, customers) as svc:
         await publish(producer, topics, t.SURVEY_REQUESTED, "c-cap", survey_requested("c-cap", "S-1"))
         await eventually(lambda: _count(smtp), lambda n: n == 1, what="first survey")
-        first_sent = datetime.fromisoformat((await svc.notifications_of("c-cap"))[0]["sent_at"])
+        logged = await eventually(lambda: svc.notifications_of("c-cap"), lambda xs: bool(xs) and xs[0].get("sent_at"),
+                                  what="the first survey logged as sent")
+        first_sent = datetime.fromisoformat(logged[0]["sent_at"])
         clock.advance(timedelta(hours=2))
         await publish(producer, topics, t.SURVEY_REQUESTED, "c-cap", survey_requested("c-cap", "S-2"))
         items = await eventually(lambda: svc.notifications_of("c-cap"), lambda xs: len(xs) == 2 and xs[0]["status"] == "held",

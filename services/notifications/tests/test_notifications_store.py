@@ -15,9 +15,7 @@ from guanxi_notifications.settings import NotificationsSettings
 from guanxi_notifications.store import InMemoryNotificationStore, MongoNotificationStore, NotificationStore
 from guanxi_shared import topics as t
 from guanxi_shared.events import CloudEvent, new_event
-from guanxi_shared.messaging import EventPublisher
-from guanxi_shared.outbox import Outbox, OutboxRelay
-from guanxi_shared.store import database, make_mongo_client
+from guanxi_shared.testing import mongo_kit
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=300)
@@ -229,16 +227,11 @@ class TestInMemoryStore(StoreContract):
 class TestMongoStore(StoreContract):
     @pytest.fixture
     async def store(self, make_settings: Any) -> AsyncIterator[MongoNotificationStore]:
-        settings = make_settings(NotificationsSettings)
-        client = make_mongo_client(settings)
-        db = database(client, settings)
-        # An unstarted publisher: the events stay in the documents' outbox, where the contract reads them.
-        store = MongoNotificationStore(db, Outbox(OutboxRelay(EventPublisher(settings), [db["notifications"]])))
-        await store.ensure_indexes()
-        try:
+        # The relay's loop never runs: the events stay in the documents' outbox, where the contract reads them.
+        async with mongo_kit(make_settings(NotificationsSettings), ["notifications"]) as kit:
+            store = MongoNotificationStore(kit.db, kit.outbox)
+            await store.ensure_indexes()
             yield store
-        finally:
-            await client.close()
 
     async def recorded_event_ids(self, store: Any) -> list[str]:
         docs = [d async for d in store.notifications.find({}, {"outbox": 1})]

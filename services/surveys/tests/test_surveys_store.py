@@ -7,15 +7,13 @@ reached Kafka."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from guanxi_shared.events import CloudEvent, decode_event, new_event
-from guanxi_shared.messaging import EventPublisher
-from guanxi_shared.outbox import Outbox, OutboxRelay
-from guanxi_shared.store import database, make_mongo_client
+from guanxi_shared.events import CloudEvent, new_event
+from guanxi_shared.testing import MongoKit, mongo_kit
 from guanxi_surveys.settings import SurveysSettings
 from guanxi_surveys.store import SURVEYS, Change, Doc, InMemorySurveyStore, MongoSurveyStore, SurveyStore
 
@@ -220,38 +218,19 @@ class TestInMemoryStore(StoreContract):
         return store.published
 
 
-class RecordingPublisher:
-    """What the relay and the announcer would send to Kafka, kept in a list."""
-
-    def __init__(self) -> None:
-        self.events: list[CloudEvent] = []
-
-    async def publish_many(self, events: Iterable[CloudEvent]) -> None:
-        self.events.extend(events)
-
-    async def publish_encoded(self, value: bytes, event_id: str, event_type: str, subject: str) -> None:
-        self.events.append(decode_event(value))
-
-    async def publish(self, event: CloudEvent, **_: Any) -> None:
-        self.events.append(event)
-
-
 class TestMongoStore(StoreContract):
     @pytest.fixture
-    def recorder(self) -> RecordingPublisher:
-        return RecordingPublisher()
+    async def kit(self, make_settings: Callable[..., Any]) -> AsyncIterator[MongoKit]:
+        async with mongo_kit(make_settings(SurveysSettings), [SURVEYS]) as kit:
+            yield kit
 
     @pytest.fixture
-    async def store(self, make_settings: Callable[..., Any], recorder: RecordingPublisher) -> AsyncIterator[MongoSurveyStore]:
-        settings = make_settings(SurveysSettings)
-        client = make_mongo_client(settings)
-        db = database(client, settings)
-        relay = OutboxRelay(cast(EventPublisher, recorder), [db[SURVEYS]])
-        store = MongoSurveyStore(db, Outbox(relay), recorder)
+    async def store(self, kit: MongoKit) -> MongoSurveyStore:
+        # The announcer is the relay's publisher too: what both would send to Kafka, in one list.
+        store = MongoSurveyStore(kit.db, kit.outbox, kit.publisher)
         await store.ensure_indexes()
-        yield store
-        await client.close()
+        return store
 
     @pytest.fixture
-    def published(self, store: MongoSurveyStore, recorder: RecordingPublisher) -> list[CloudEvent]:
-        return recorder.events
+    def published(self, store: MongoSurveyStore, kit: MongoKit) -> list[CloudEvent]:
+        return kit.publisher.events
