@@ -1,4 +1,4 @@
-"""``make bench``: ceiling, ingest, naive peer, gateway, scaling and latency, on one machine.
+"""``make bench``: ceiling, ingest, naive peer, gateway, scaling, latency and console, on one machine.
 
 Prints a table, writes the full results to ``bench/results/<timestamp>.json`` and prints the
 headline figures as one JSON object on the last line. Sizes via environment variables:
@@ -10,7 +10,8 @@ gateway rounds, 5), ``GUANXI_BENCH_NAIVE_EVENTS`` (3000) and ``GUANXI_BENCH_NAIV
 one and with two instances of each service), ``GUANXI_BENCH_SCALING_EVENTS`` (their backlog, 3000),
 ``GUANXI_BENCH_ONLY`` (e.g. ``ceiling,ingest,scaling``), ``GUANXI_BENCH_WARM_UP_EVENTS`` (backlog of the one unmeasured
 run of the ceiling and of ingest first, 1000; 0 for none), ``GUANXI_BENCH_QUIET_WAIT`` (seconds to wait for a
-quiet machine before measuring, 60; see ``bench/quiet.py``).
+quiet machine before measuring, 60; see ``bench/quiet.py``); the console's page timings have their own
+(``GUANXI_BENCH_CONSOLE_CASES``, 2000 open cases, ``GUANXI_BENCH_CONSOLE_LOADS``, 20; see ``bench/console.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from aiokafka.errors import KafkaError
 from guanxi_shared.topics import PURCHASE_COMPLETED
 from pymongo import AsyncMongoClient
 
-from . import ceiling, ingest, latency, naive, quiet
+from . import ceiling, console, ingest, latency, naive, quiet
 from .common import ROOT, create_topics, delete_topics, fill_backlog, run_id, target
 from .gateway import GatewayBench, free_port, spawn
 
@@ -62,7 +63,7 @@ CAP = float(os.environ.get("GUANXI_BENCH_CAP", "120"))
 WARM_UP_EVENTS = int(os.environ.get("GUANXI_BENCH_WARM_UP_EVENTS", "1000"))
 HTTP_SECONDS = int(os.environ.get("GUANXI_BENCH_HTTP_SECONDS", "8"))
 HTTP_CONNECTIONS = int(os.environ.get("GUANXI_BENCH_HTTP_CONNECTIONS", "32"))
-# Comma-separated subset of ceiling, ingest, naive, gateway, latency (default: all of them).
+# Comma-separated subset of ceiling, ingest, naive, gateway, scaling, latency, console (default: all of them).
 ONLY = {n.strip() for n in os.environ.get("GUANXI_BENCH_ONLY", "").split(",") if n.strip()}
 # The ceiling and the naive peer publish their follow-ups here, where no service listens.
 FOLLOW_UPS = "bench.follow_ups"
@@ -391,6 +392,21 @@ async def main() -> dict[str, Any]:
             f"{others(lat['machine'])}")
     ack = lat.get("open_loop") or {}
 
+    con: dict[str, Any] = {"measured": False, "reason": "not selected (GUANXI_BENCH_ONLY)"}
+    if wanted("console"):
+        say(f"console: {console.CASES} open complaints in the store, then page timings in chromium "
+            f"({console.WARM_UP} + {console.LOADS} loads of each page)")
+        try:
+            con = await asyncio.wait_for(console.run(where.kafka, where.mongodb_url, f"{prefix}con.", rid, own),
+                                         timeout=console.BUDGET)
+        except TimeoutError:
+            con = {"cases": console.CASES, "error": f"timed out after {console.BUDGET:.0f} s"}
+        if con.get("error"):
+            say(f"console benchmark failed: {con['error']} (logs: {con.get('logs')})")
+        else:
+            say(f"console: store {con['store']}; {others(con.get('machine') or {})}")
+    con_queue = ((con.get("pages") or {}).get("queue") or {}).get("load") or {}
+
     def best(name: str) -> float:
         return max(r["eps"] for r in runs[name]) if runs[name] else float("nan")
 
@@ -413,6 +429,8 @@ async def main() -> dict[str, Any]:
         "ack_p99_ms": ack.get("p99_ms"),
         "gateway_rps": round(gw_rps, 1) if gw_rps else None,
         "gateway_ratio": round(gw_rps / base_rps, 3) if gw_rps and base_rps else None,
+        # The queue page with CASES open cases: p95 of the browser's loadEventEnd.
+        "console_queue_p95_ms": con_queue.get("p95"),
     }
     # Each repeat's ingest against the ceiling run next to it (and each gateway round against its baseline):
     # the spread shows how far one run can be trusted.
@@ -428,6 +446,8 @@ async def main() -> dict[str, Any]:
     measured += [(f"scaling {r['partitions']} x {r['instances']}", r.get("machine") or {}) for r in scaling]
     if lat.get("machine"):
         measured.append(("latency", lat["machine"]))
+    if con.get("machine"):
+        measured.append(("console", con["machine"]))
     machine["disturbed"] = [label for label, m in measured if m.get("disturbed")]
     busiest = max(((m["others_cpu"], label) for label, m in measured if "others_cpu" in m), default=None)
     machine["others_cpu_max"] = {"cpu": busiest[0], "during": busiest[1]} if busiest else None
@@ -442,6 +462,7 @@ async def main() -> dict[str, Any]:
             "best": {n: best(n) for n in runs},
             "scaling": scaling,
             "latency": lat,
+            "console": con,
             "missing_effects": missing_effects,
             "headline": headline}
 
@@ -472,6 +493,14 @@ async def main() -> dict[str, Any]:
     if ack:
         detail = f"p50 {ack['p50_ms']:.0f}, p95 {ack['p95_ms']:.0f} at {ack['rate_per_s']}/s, lost {ack['lost']}"
         print(f"{'complaint ack email p99':<34}{ack['p99_ms']:>9.0f} ms{detail:>42}")
+    if con_queue:
+        store = con.get("store") or {}
+        print(f"{'console /queue load p95':<34}{con_queue['p95']:>9.0f} ms   with {store.get('open')} open cases, "
+              f"{con['loads']} loads per page after {con['warm_up']} (chromium {con['pages'].get('chromium')})")
+        for line in console.describe(con):
+            print(line)
+    elif con.get("error"):
+        print(f"console page timings: failed ({con['error']})")
     print(f"ratios: ingest/ceiling {headline['ingest_ratio']} (per repeat {headline['ingest_ratio_min']}–"
           f"{headline['ingest_ratio_max']}), ingest/naive {headline['ingest_vs_naive']}, "
           f"gateway/baseline {headline['gateway_ratio']} (per round {headline['gateway_ratio_min']}–"

@@ -1,17 +1,20 @@
 """The console in a real browser on the real platform: the five services and the gateway as
 subprocesses (as tests/conftest.py's e2e_platform starts them), the console as one more, pointed at
 the gateway, and Debian's chromium driven by Playwright's async API (``make browser`` installs it;
-never ``playwright install``)."""
+never ``playwright install``). ``sso_stack`` adds single sign-on: a test OpenID Connect provider, a
+second gateway that accepts only its tokens (JWKS) in front of the same services, and a second console
+in production mode pointed at both."""
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from console_support import CHROMIUM, ConsoleStack, drop_databases
+from console_support import CHROMIUM, ConsoleStack, SsoStack, drop_databases
 from e2e_support import (
     SERVICES,
     MailSink,
@@ -26,6 +29,7 @@ from e2e_support import (
 )
 from guanxi_shared.testing import Infra, create_topics, delete_topics
 from guanxi_shared.topics import CATALOGUE
+from oidc_provider import API_AUDIENCE, SsoProvider, serving
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 
 
@@ -85,6 +89,48 @@ async def console_stack(infra: Infra, mail_sink: MailSink, trace_receiver: Trace
         stop(list(processes.values()))
         await delete_topics(infra.kafka, names)
         await drop_databases(infra.mongodb_url, [f"ui_{name}_{run}" for name in (*SERVICES, "gateway", "console")])
+
+
+@pytest.fixture(scope="session")
+async def sso_stack(console_stack: ConsoleStack, infra: Infra, trace_receiver: TraceReceiver) -> AsyncIterator[SsoStack]:
+    """Single sign-on on the same services: the test provider, a gateway that verifies its tokens through
+    its JWKS (GATEWAY_JWKS_URL; a locally signed token means nothing there) and a console in production
+    mode (no roster, no minted tokens) whose only way in is the provider."""
+    run = uuid.uuid4().hex[:8]
+    platform = console_stack.platform
+    logdir = Path(tempfile.mkdtemp(prefix=f"guanxi-sso-{run}-"))
+    ports = {name: free_port() for name in ("idp", "gateway", "console")}
+    console_url = f"http://127.0.0.1:{ports['console']}"
+    provider = SsoProvider(ports["idp"], "guanxi-console", redirect_uris=[console_url + "/signin/oidc/callback"],
+                           post_logout_uris=[console_url + "/signin/oidc/signed-out"])
+    processes: list[Process] = []
+    with serving(provider):
+        try:
+            gateway_env = base_env(
+                KAFKA_BOOTSTRAP_SERVERS=platform.kafka, MONGODB_URL=infra.mongodb_url, GUANXI_TOPIC_PREFIX=platform.prefix,
+                GUANXI_ENV="local", LOG_LEVEL="INFO", OTEL_EXPORTER_OTLP_ENDPOINT=trace_receiver.endpoint,
+                OTEL_BSP_SCHEDULE_DELAY="1000", **{f"GATEWAY_{svc.upper()}_URL": platform.services[svc].url for svc in SERVICES},
+                GATEWAY_RATE_LIMIT_PER_IDENTITY="100000", GATEWAY_RATE_LIMIT_PER_IP="100000",
+                GATEWAY_HTTP_PORT=str(ports["gateway"]), GATEWAY_MONGODB_DATABASE=f"ui_gateway_sso_{run}",
+                GATEWAY_CONSUMER_GROUP=f"ui-gateway-sso-{run}", GATEWAY_JWKS_URL=f"{provider.issuer}/jwks",
+                GATEWAY_JWT_ISSUER=provider.issuer, GATEWAY_JWT_AUDIENCE=API_AUDIENCE, GATEWAY_JWT_ROLES_CLAIM="roles")
+            gateway = spawn("gateway", ports["gateway"], gateway_env, logdir)
+            processes.append(gateway)
+            wait_ready([gateway], timeout=60)
+            console_env = base_env(
+                GUANXI_ENV="production", GUANXI_INTERNAL_SECRET=secrets.token_urlsafe(32), LOG_LEVEL="INFO",
+                OTEL_EXPORTER_OTLP_ENDPOINT=trace_receiver.endpoint, MONGODB_URL=infra.mongodb_url,
+                MONGODB_MAX_POOL_SIZE="1", CONSOLE_MONGODB_DATABASE=f"ui_console_sso_{run}",
+                CONSOLE_HTTP_PORT=str(ports["console"]), CONSOLE_GATEWAY_URL=gateway.url, CONSOLE_PUBLIC_URL=console_url,
+                CONSOLE_SESSION_SECRET=secrets.token_urlsafe(32), CONSOLE_OIDC_ISSUER=provider.issuer,
+                CONSOLE_OIDC_CLIENT_ID=provider.client_id)
+            console = spawn("console", ports["console"], console_env, logdir)
+            processes.append(console)
+            wait_ready([console], timeout=60)
+            yield SsoStack(provider, gateway, console)
+        finally:
+            stop(processes)
+            await drop_databases(infra.mongodb_url, [f"ui_gateway_sso_{run}", f"ui_console_sso_{run}"])
 
 
 @pytest.fixture(scope="session")

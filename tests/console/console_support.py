@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e_support import REPO, Platform, Process
+from oidc_provider import SsoProvider
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
@@ -28,6 +29,22 @@ class ConsoleStack:
 
     def logs(self) -> str:
         return f"{self.platform.logs()}\n--- console\n{self.console.tail(40)}"
+
+
+@dataclass
+class SsoStack:
+    """Single sign-on beside the stack: the test provider, its gateway (JWKS) and a production console."""
+
+    provider: SsoProvider
+    gateway: Process
+    console: Process
+
+    @property
+    def url(self) -> str:
+        return self.console.url
+
+    def logs(self) -> str:
+        return f"--- sso gateway\n{self.gateway.tail(30)}\n--- sso console\n{self.console.tail(30)}"
 
 
 async def drop_databases(url: str, names: list[str]) -> None:

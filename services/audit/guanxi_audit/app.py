@@ -24,6 +24,7 @@ def build(settings: AuditSettings | None = None, clock: Clock | None = None) -> 
     runtime.on_startup(store.ensure_indexes)
     subscribe(runtime, deps)
 
+    runtime.every("settle-pii-reads", settings.bulk_pii_settle_interval_seconds, partial(handlers.settle_pii_reads, deps))
     runtime.every("checkpoint", settings.checkpoint_interval_seconds, partial(handlers.seal_checkpoint, deps))
     if settings.verify_interval_seconds > 0:
         runtime.every("verify", settings.verify_interval_seconds, partial(handlers.verify, deps))

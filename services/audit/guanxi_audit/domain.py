@@ -17,7 +17,8 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from guanxi_shared.errors import Invalid
@@ -334,6 +335,109 @@ def access_violation(role: str, path: str, status: int, role_paths: Mapping[str,
         if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and role not in roles and status < 400:
             return f"role {role} reached {path}, reserved for {', '.join(roles)}"
     return None
+
+
+# --- the bulk-read rule and the purpose of a read ----------------------------------------------
+
+SERVICE_ROLE = "service"
+# Outcomes that show a message went to a channel with the address that was read: a sent message, or
+# a failed one that names its channel (the provider refused it). A suppression or a hold sends nothing.
+SENT, FAILED = "notification.sent", "notification.failed"
+
+
+class ReadStatus(StrEnum):
+    counted = "counted"  # counts toward the bulk rule (a staff read at once; a lapsed service read, checked)
+    pending = "pending"  # a service read waiting for the send that justifies it
+    lapsed = "lapsed"  # no send came in time: counts from now on; the rule is still to be checked at its time
+    justified = "justified"  # a recorded send of that customer and purpose followed: never counts
+
+
+# What ``distinct_customers_read`` counts (a read stored before statuses existed counts too).
+NOT_COUNTED: tuple[ReadStatus, ...] = (ReadStatus.pending, ReadStatus.justified)
+
+
+def awaits_send(actor_role: str, via: str) -> bool:
+    """A service identity reading contact details over the internal route reads them to send a message:
+    it waits for that send before it counts. Every other read (agent, supervisor, admin, export) counts
+    at once, as it always did."""
+    return actor_role == SERVICE_ROLE and via == "internal"
+
+
+def justifying_send(event_type: str, channel: str | None) -> bool:
+    return event_type == SENT or (event_type == FAILED and bool(channel))
+
+
+def send_span(read_at: datetime, window: timedelta) -> tuple[datetime, datetime]:
+    """When a send must happen to justify a read at ``read_at``: ``[read_at, read_at + window]``."""
+    return read_at, read_at + window
+
+
+def justified_span(send_at: datetime, window: timedelta) -> tuple[datetime, datetime]:
+    """Which reads a send at ``send_at`` justifies: those at ``[send_at - window, send_at]``."""
+    return send_at - window, send_at
+
+
+def decide_by(read_at: datetime, captured_at: datetime, window: timedelta) -> datetime:
+    """When a service read with no send counts: once the window after the read has passed, and never
+    sooner than a window after the audit captured it, so that a send recorded in time but captured late
+    (topics are not ordered with each other; the audit may be catching up) is still seen."""
+    return as_utc_ms(max(read_at, captured_at) + window)
+
+
+@dataclass(frozen=True)
+class PiiRead:
+    """One read of clear personal data, as the bulk rule keeps it."""
+
+    event_id: str
+    actor: str
+    role: str
+    customer_id: str
+    purpose: str
+    at: datetime
+    subject: str
+    correlationid: str | None = None
+    status: ReadStatus = ReadStatus.counted
+    decide_by: datetime | None = None  # a pending read counts from then on
+
+    @classmethod
+    def of(cls, event_id: str, subject: str, correlationid: str | None, *, actor: str, role: str, via: str,
+           customer_id: str, purpose: str, accessed_at: datetime, captured_at: datetime,
+           window: timedelta) -> PiiRead:
+        at = as_utc_ms(accessed_at)
+        waits = awaits_send(role, via)
+        return cls(event_id, actor, role, customer_id, purpose, at, subject, correlationid,
+                   ReadStatus.pending if waits else ReadStatus.counted,
+                   decide_by(at, captured_at, window) if waits else None)
+
+
+@dataclass(frozen=True)
+class Send:
+    """A message that went out (``notification.sent``, or ``.failed`` on a channel)."""
+
+    event_id: str
+    customer_id: str
+    category: str
+    at: datetime
+
+
+def justifies(send: Send, read: PiiRead, window: timedelta) -> bool:
+    """The send is the one the read was for: same customer, the read's purpose is the message's category,
+    and it went out within the window after the read."""
+    since, until = send_span(read.at, window)
+    return send.customer_id == read.customer_id and send.category == read.purpose and since <= send.at <= until
+
+
+def settle(read: PiiRead, sends: Iterable[Send], now: datetime, window: timedelta) -> ReadStatus:
+    """Where a read stands, given every send recorded so far: the rule the store and handlers apply
+    incrementally (whichever of the read and its send is captured first). Only a pending read moves, and
+    a decision is final: a send captured after its read lapsed does not take back what was counted."""
+    if read.status is not ReadStatus.pending:
+        return read.status
+    if any(justifies(send, read, window) for send in sends):
+        return ReadStatus.justified
+    if read.decide_by is not None and now >= read.decide_by:
+        return ReadStatus.lapsed
+    return ReadStatus.pending
 
 
 # --- queries -----------------------------------------------------------------------------------

@@ -12,9 +12,17 @@ from typing import Any
 from guanxi_shared.clock import Clock
 from guanxi_shared.contracts.audit import AccessRecorded, AuditViolation
 from guanxi_shared.contracts.customer import CustomerErased, CustomerPiiAccessed
+from guanxi_shared.contracts.notifications import NotificationOutcome
 from guanxi_shared.events import CloudEvent, InvalidEvent, new_event, parse_data
 from guanxi_shared.messaging import Delivery, PermanentError, is_transient
-from guanxi_shared.topics import ACCESS_RECORDED, AUDIT_VIOLATION, CUSTOMER_ERASED, CUSTOMER_PII_ACCESSED
+from guanxi_shared.topics import (
+    ACCESS_RECORDED,
+    AUDIT_VIOLATION,
+    CUSTOMER_ERASED,
+    CUSTOMER_PII_ACCESSED,
+    NOTIFICATION_FAILED,
+    NOTIFICATION_SENT,
+)
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
@@ -30,6 +38,24 @@ VIOLATION_NS = uuid.UUID("6f1c2a5e-6a57-4c55-9d1e-7d8f0c3b2a11")
 CHAIN_EPISODE = "chain_broken"
 # A broken chain stays one episode until a verification passes again.
 OPEN_ENDED = timedelta(days=365 * 100)
+SETTLE_BATCH = 1000  # reads one settling call decides at most; the next call goes on
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """The event a violation is caused by: its id, subject and correlation."""
+
+    id: str
+    subject: str
+    correlationid: str | None
+
+    @classmethod
+    def of(cls, event: CloudEvent) -> Trigger:
+        return cls(event.id, event.subject, event.correlationid)
+
+    @classmethod
+    def of_read(cls, read: domain.PiiRead) -> Trigger:
+        return cls(read.event_id, read.subject, read.correlationid)
 
 
 @dataclass
@@ -41,6 +67,11 @@ class Deps:
     @property
     def key(self) -> str:
         return self.settings.checkpoint_key.get_secret_value()
+
+    @property
+    def send_window(self) -> timedelta:
+        """How long after a service's read the send that justifies it may come."""
+        return timedelta(minutes=self.settings.send_justifies_read_minutes)
 
 
 # --- capture -----------------------------------------------------------------------------------
@@ -90,6 +121,8 @@ async def apply_rules(deps: Deps, event: CloudEvent) -> None:
     try:
         if event.type == CUSTOMER_PII_ACCESSED:
             await _bulk_pii_rule(deps, event, parse_data(event, CustomerPiiAccessed))
+        elif event.type in (NOTIFICATION_SENT, NOTIFICATION_FAILED):
+            await _send_justifies_reads(deps, event, parse_data(event, NotificationOutcome))
         elif event.type == ACCESS_RECORDED:
             await _role_rule(deps, event, parse_data(event, AccessRecorded))
         elif event.type == CUSTOMER_ERASED:
@@ -99,18 +132,65 @@ async def apply_rules(deps: Deps, event: CloudEvent) -> None:
         log.warning("rule skipped for %s %s: %s", event.type, event.id, exc)
 
 
-async def _bulk_pii_rule(deps: Deps, event: CloudEvent, read: CustomerPiiAccessed) -> None:
+async def _bulk_pii_rule(deps: Deps, event: CloudEvent, accessed: CustomerPiiAccessed) -> None:
+    """A staff read counts at once (the rule as it always was); a service's read of contact details waits
+    for the send it was for, and counts only if none comes within the window."""
+    read = domain.PiiRead.of(event.id, event.subject, event.correlationid, actor=accessed.actor,
+                             role=accessed.actor_role, via=accessed.via, customer_id=accessed.customer_id,
+                             purpose=accessed.purpose, accessed_at=accessed.accessed_at,
+                             captured_at=deps.clock.now(), window=deps.send_window)
+    await deps.store.remember_pii_read(read)
+    if read.status is not domain.ReadStatus.pending:
+        await _check_bulk(deps, read, Trigger.of(event))
+        return
+    # Write first, look second (the send may have been captured first: topics are not ordered with each other).
+    send = await deps.store.find_send(read.customer_id, read.purpose, *domain.send_span(read.at, deps.send_window))
+    if send is not None:
+        await _justify(deps, send)
+    # The actor's next read is also where its earlier unjustified reads are settled (besides the periodic pass).
+    await settle_pii_reads(deps, actor=read.actor)
+
+
+async def _send_justifies_reads(deps: Deps, event: CloudEvent, outcome: NotificationOutcome) -> None:
+    if not domain.justifying_send(event.type, outcome.channel):
+        return
+    send = domain.Send(event.id, outcome.customer_id, outcome.category, domain.as_utc_ms(outcome.at))
+    await deps.store.remember_send(send)
+    await _justify(deps, send)
+
+
+async def _justify(deps: Deps, send: domain.Send) -> None:
+    since, until = domain.justified_span(send.at, deps.send_window)
+    await deps.store.justify_reads(send.customer_id, send.category, since, until, send.event_id)
+
+
+async def settle_pii_reads(deps: Deps, actor: str | None = None, limit: int = SETTLE_BATCH) -> int:
+    """Service reads whose window has passed with no send count from now on: the bulk rule is checked at
+    each one's time, oldest first. Idempotent and crash-safe: a read is marked lapsed, checked, then
+    settled, and a lapsed read left unchecked is taken up again. How many reads were decided."""
+    due = await deps.store.due_pii_reads(deps.clock.now(), limit, actor)
+    decided = 0
+    for read in due:
+        if read.status is domain.ReadStatus.pending and not await deps.store.lapse_pii_read(read.event_id):
+            continue  # a send justified it in the meantime
+        await _check_bulk(deps, read, Trigger.of_read(read))
+        await deps.store.settle_pii_read(read.event_id)
+        decided += 1
+    return decided
+
+
+async def _check_bulk(deps: Deps, read: domain.PiiRead, trigger: Trigger) -> None:
     s = deps.settings
-    at = domain.as_utc_ms(read.accessed_at)
-    await deps.store.remember_pii_read(event.id, read.actor, read.customer_id, at)
     window = timedelta(seconds=s.bulk_pii_window_seconds)
-    count = await deps.store.distinct_customers_read(read.actor, at - window, at)
+    count = await deps.store.distinct_customers_read(read.actor, read.at - window, read.at)
     if count <= s.bulk_pii_max_customers:
         return
-    detail = (f"{read.actor} ({read.actor_role}) read clear personal data of {count} customers within "
+    detail = (f"{read.actor} ({read.role}) read clear personal data of {count} customers within "
               f"{s.bulk_pii_window_seconds}s (limit {s.bulk_pii_max_customers})")
-    await _raise(deps, f"bulk_pii_read:{read.actor}", "bulk_pii_read", read.actor, detail, at, at + window,
-                 trigger=event)
+    if read.decide_by is not None:  # a service read that no send justified
+        detail += f"; service reads not followed by a send within {s.send_justifies_read_minutes:g} min"
+    await _raise(deps, f"bulk_pii_read:{read.actor}", "bulk_pii_read", read.actor, detail, read.at,
+                 read.at + window, trigger=trigger)
 
 
 async def _role_rule(deps: Deps, event: CloudEvent, access: AccessRecorded) -> None:
@@ -120,11 +200,11 @@ async def _role_rule(deps: Deps, event: CloudEvent, access: AccessRecorded) -> N
     at = domain.as_utc_ms(access.at)
     window = timedelta(seconds=deps.settings.role_violation_window_seconds)
     await _raise(deps, f"role_violation:{access.actor}", "role_violation", access.actor,
-                 f"{access.actor}: {reason}", at, at + window, trigger=event)
+                 f"{access.actor}: {reason}", at, at + window, trigger=Trigger.of(event))
 
 
 async def _raise(deps: Deps, episode: str, rule: str, actor: str | None, detail: str, at: datetime,
-                 until: datetime, *, trigger: CloudEvent | None = None, extra: dict[str, Any] | None = None) -> bool:
+                 until: datetime, *, trigger: Trigger | None = None, extra: dict[str, Any] | None = None) -> bool:
     """Publish ``audit.violation`` unless this episode already has one (the episode's key decides)."""
     violation_id = str(uuid.uuid5(VIOLATION_NS, f"{episode}:{at.isoformat()}"))
     payload = AuditViolation(violation_id=violation_id, rule=rule, actor=actor, detail=detail, at=at,

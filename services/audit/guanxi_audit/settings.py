@@ -43,6 +43,10 @@ class AuditSettings(ServiceSettings):
     # Violation rules (CF-3).
     bulk_pii_max_customers: int = Field(50, ge=1, description="more distinct customers than this in the window")
     bulk_pii_window_seconds: int = Field(3600, ge=1)
+    # A service's read of contact details is justified by a send of that customer and purpose within this
+    # many minutes after it; without one it counts toward the bulk rule once this has passed.
+    send_justifies_read_minutes: float = Field(10.0, gt=0, le=24 * 60)
+    bulk_pii_settle_interval_seconds: float = Field(60.0, gt=0, description="how often unjustified service reads are settled")
     role_violation_window_seconds: int = Field(3600, ge=1, description="one role violation per actor per window")
     # Path prefix → roles that may reach it; an allowed request by another role is a violation.
     role_paths: dict[str, list[str]] = Field(default_factory=lambda: {"/api/v1/audit": ["auditor"]})

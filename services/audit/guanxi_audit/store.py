@@ -6,7 +6,8 @@ Collections (one dict each in the fake):
   chain        ``head`` (a hint of the last seq/hash) and ``anchor`` (where the chain starts after archiving)
   checkpoints  HMAC-sealed (seq, hash) pairs, ``_id`` = seq
   archive      records moved out of the chain by the retention job
-  pii_reads    one document per clear-PII read, for the bulk-read rule
+  pii_reads    one document per clear-PII read, for the bulk-read rule, with its status (``domain.ReadStatus``)
+  sends        one document per message that went out, which justifies a service's read before it
   episodes     one document per open violation episode, with its ``audit.violation`` in an outbox
 
 Appending never forks the chain: the unique index on ``seq`` is the compare-and-set. A writer reads
@@ -83,8 +84,35 @@ class AuditStore(Protocol):
     async def archive_prefix(self, records: Sequence[Doc], anchor: Doc) -> None: ...
 
     # Violation rules.
-    async def remember_pii_read(self, event_id: str, actor: str, customer_id: str, at: datetime) -> None: ...
-    async def distinct_customers_read(self, actor: str, since: datetime, until: datetime) -> int: ...
+    async def remember_pii_read(self, read: domain.PiiRead) -> None:
+        """Keep the read once (by event id): a redelivery changes nothing, whatever its status is now."""
+        ...
+
+    async def distinct_customers_read(self, actor: str, since: datetime, until: datetime) -> int:
+        """Distinct customers of the actor's reads at ``[since, until]`` that count (not pending, not justified)."""
+        ...
+
+    async def remember_send(self, send: domain.Send) -> None: ...
+    async def find_send(self, customer_id: str, category: str, since: datetime, until: datetime) -> domain.Send | None:
+        """A send of that customer and category at ``[since, until]``, if one is recorded."""
+        ...
+
+    async def justify_reads(self, customer_id: str, purpose: str, since: datetime, until: datetime, by: str) -> int:
+        """Mark the pending reads of that customer and purpose at ``[since, until]`` justified by ``by``."""
+        ...
+
+    async def due_pii_reads(self, now: datetime, limit: int, actor: str | None = None) -> list[domain.PiiRead]:
+        """Pending reads decided by ``now`` and lapsed reads not yet checked, oldest read first."""
+        ...
+
+    async def lapse_pii_read(self, event_id: str) -> bool:
+        """pending → lapsed; False when it is no longer pending (a send justified it meanwhile)."""
+        ...
+
+    async def settle_pii_read(self, event_id: str) -> None:
+        """lapsed → counted, once the rule was checked at its time."""
+        ...
+
     async def open_episode(self, key: str, at: datetime, until: datetime, violation: CloudEvent) -> bool:
         """Open the episode with its ``violation`` to publish, unless one is open at ``at`` (then it is
         extended to ``until``); True when this call opened it."""
@@ -139,6 +167,7 @@ class MongoAuditStore(_ChainAppend):
         self.checkpoints = db["checkpoints"]
         self.archive = db["archive"]
         self.pii_reads = db["pii_reads"]
+        self.sends = db["sends"]
         self.episodes = db["episodes"]
 
     async def ensure_indexes(self) -> None:
@@ -148,6 +177,10 @@ class MongoAuditStore(_ChainAppend):
             await self.records.create_index([(name, ASCENDING), ("seq", ASCENDING)], name=f"{name}_seq")
         await self.records.create_index([("time", ASCENDING)], name="time")
         await self.pii_reads.create_index([("actor", ASCENDING), ("at", ASCENDING)], name="actor_at")
+        await self.pii_reads.create_index([("customer_id", ASCENDING), ("at", ASCENDING)], name="customer_at")
+        await self.pii_reads.create_index([("status", ASCENDING), ("decide_by", ASCENDING)], name="status_decide_by")
+        await self.sends.create_index([("customer_id", ASCENDING), ("category", ASCENDING), ("at", ASCENDING)],
+                                      name="customer_category_at")
 
     # --- the chain ------------------------------------------------------------------------------
 
@@ -278,20 +311,57 @@ class MongoAuditStore(_ChainAppend):
 
     # --- violation rules --------------------------------------------------------------------
 
-    async def remember_pii_read(self, event_id: str, actor: str, customer_id: str, at: datetime) -> None:
+    async def remember_pii_read(self, read: domain.PiiRead) -> None:
         try:
-            await self.pii_reads.insert_one({"_id": event_id, "actor": actor, "customer_id": customer_id, "at": at})
+            await self.pii_reads.insert_one(_read_doc(read))
         except DuplicateKeyError:
             pass
 
     async def distinct_customers_read(self, actor: str, since: datetime, until: datetime) -> int:
         pipeline: list[Doc] = [
-            {"$match": {"actor": actor, "at": {"$gte": since, "$lte": until}}},
+            {"$match": {"actor": actor, "at": {"$gte": since, "$lte": until},
+                        "status": {"$nin": [str(s) for s in domain.NOT_COUNTED]}}},
             {"$group": {"_id": "$customer_id"}},
             {"$count": "n"},
         ]
         rows = [r async for r in await self.pii_reads.aggregate(pipeline)]
         return int(rows[0]["n"]) if rows else 0
+
+    async def remember_send(self, send: domain.Send) -> None:
+        try:
+            await self.sends.insert_one({"_id": send.event_id, "customer_id": send.customer_id,
+                                         "category": send.category, "at": send.at})
+        except DuplicateKeyError:
+            pass
+
+    async def find_send(self, customer_id: str, category: str, since: datetime, until: datetime) -> domain.Send | None:
+        doc = await self.sends.find_one({"customer_id": customer_id, "category": category,
+                                         "at": {"$gte": since, "$lte": until}}, sort=[("at", ASCENDING)])
+        return None if doc is None else domain.Send(doc["_id"], doc["customer_id"], doc["category"], doc["at"])
+
+    async def justify_reads(self, customer_id: str, purpose: str, since: datetime, until: datetime, by: str) -> int:
+        result = await self.pii_reads.update_many(
+            {"customer_id": customer_id, "purpose": purpose, "status": str(domain.ReadStatus.pending),
+             "at": {"$gte": since, "$lte": until}},
+            {"$set": {"status": str(domain.ReadStatus.justified), "justified_by": by}})
+        return result.modified_count
+
+    async def due_pii_reads(self, now: datetime, limit: int, actor: str | None = None) -> list[domain.PiiRead]:
+        due: Doc = {"$or": [{"status": str(domain.ReadStatus.pending), "decide_by": {"$lte": now}},
+                            {"status": str(domain.ReadStatus.lapsed)}]}
+        if actor is not None:
+            due["actor"] = actor
+        return [_read_of(d) async for d in self.pii_reads.find(due).sort([("at", ASCENDING), ("_id", ASCENDING)])
+                .limit(limit)]
+
+    async def lapse_pii_read(self, event_id: str) -> bool:
+        result = await self.pii_reads.update_one({"_id": event_id, "status": str(domain.ReadStatus.pending)},
+                                                 {"$set": {"status": str(domain.ReadStatus.lapsed)}})
+        return result.modified_count == 1
+
+    async def settle_pii_read(self, event_id: str) -> None:
+        await self.pii_reads.update_one({"_id": event_id, "status": str(domain.ReadStatus.lapsed)},
+                                        {"$set": {"status": str(domain.ReadStatus.counted)}})
 
     async def open_episode(self, key: str, at: datetime, until: datetime, violation: CloudEvent) -> bool:
         # The upsert either matches the closed (or lapsed) episode or inserts a new one; a collision on
@@ -314,6 +384,20 @@ class MongoAuditStore(_ChainAppend):
         await self.episodes.update_one({"_id": key, "open": True}, {"$set": {"open": False}})
 
 
+def _read_doc(read: domain.PiiRead) -> Doc:
+    return {"_id": read.event_id, "actor": read.actor, "role": read.role, "customer_id": read.customer_id,
+            "purpose": read.purpose, "at": read.at, "subject": read.subject, "correlationid": read.correlationid,
+            "status": str(read.status), "decide_by": read.decide_by}
+
+
+def _read_of(doc: Doc) -> domain.PiiRead:
+    return domain.PiiRead(
+        event_id=doc["_id"], actor=doc["actor"], role=doc.get("role", ""), customer_id=doc["customer_id"],
+        purpose=doc.get("purpose", ""), at=doc["at"], subject=doc.get("subject") or doc["customer_id"],
+        correlationid=doc.get("correlationid"), status=domain.ReadStatus(doc.get("status", domain.ReadStatus.counted)),
+        decide_by=doc.get("decide_by"))
+
+
 def _redaction_update(redaction: domain.Redaction) -> Doc:
     return {"$set": {**{f"data.{n}": redaction.marker for n in redaction.fields}, "redacted": list(redaction.redacted)},
             "$unset": {f"salts.{n}": "" for n in redaction.fields}}
@@ -332,6 +416,7 @@ class InMemoryAuditStore(_ChainAppend):
         self.checkpoints: dict[int, Doc] = {}
         self.archive: dict[str, Doc] = {}
         self.pii_reads: dict[str, Doc] = {}
+        self.sends: dict[str, Doc] = {}
         self.episodes: dict[str, Doc] = {}
         self.published: list[CloudEvent] = []
 
@@ -446,13 +531,51 @@ class InMemoryAuditStore(_ChainAppend):
 
     # --- violation rules --------------------------------------------------------------------
 
-    async def remember_pii_read(self, event_id: str, actor: str, customer_id: str, at: datetime) -> None:
-        self.pii_reads.setdefault(event_id, {"_id": event_id, "actor": actor, "customer_id": customer_id,
-                                             "at": domain.as_utc_ms(at)})
+    async def remember_pii_read(self, read: domain.PiiRead) -> None:
+        doc = _read_doc(read)
+        doc["at"] = domain.as_utc_ms(read.at)
+        self.pii_reads.setdefault(read.event_id, doc)
 
     async def distinct_customers_read(self, actor: str, since: datetime, until: datetime) -> int:
+        not_counted = {str(s) for s in domain.NOT_COUNTED}
         return len({r["customer_id"] for r in self.pii_reads.values()
-                    if r["actor"] == actor and since <= r["at"] <= until})
+                    if r["actor"] == actor and since <= r["at"] <= until and r.get("status") not in not_counted})
+
+    async def remember_send(self, send: domain.Send) -> None:
+        self.sends.setdefault(send.event_id, {"_id": send.event_id, "customer_id": send.customer_id,
+                                              "category": send.category, "at": domain.as_utc_ms(send.at)})
+
+    async def find_send(self, customer_id: str, category: str, since: datetime, until: datetime) -> domain.Send | None:
+        found = sorted((d for d in self.sends.values() if d["customer_id"] == customer_id and d["category"] == category
+                        and since <= d["at"] <= until), key=lambda d: d["at"])
+        return domain.Send(found[0]["_id"], customer_id, category, found[0]["at"]) if found else None
+
+    async def justify_reads(self, customer_id: str, purpose: str, since: datetime, until: datetime, by: str) -> int:
+        count = 0
+        for r in self.pii_reads.values():
+            if (r["customer_id"] == customer_id and r.get("purpose") == purpose
+                    and r.get("status") == domain.ReadStatus.pending and since <= r["at"] <= until):
+                r.update(status=str(domain.ReadStatus.justified), justified_by=by)
+                count += 1
+        return count
+
+    async def due_pii_reads(self, now: datetime, limit: int, actor: str | None = None) -> list[domain.PiiRead]:
+        due = [r for r in self.pii_reads.values() if (actor is None or r["actor"] == actor) and (
+            r.get("status") == domain.ReadStatus.lapsed
+            or (r.get("status") == domain.ReadStatus.pending and r["decide_by"] <= now))]
+        return [_read_of(r) for r in sorted(due, key=lambda r: (r["at"], r["_id"]))[:limit]]
+
+    async def lapse_pii_read(self, event_id: str) -> bool:
+        read = self.pii_reads.get(event_id)
+        if read is None or read.get("status") != domain.ReadStatus.pending:
+            return False
+        read["status"] = str(domain.ReadStatus.lapsed)
+        return True
+
+    async def settle_pii_read(self, event_id: str) -> None:
+        read = self.pii_reads.get(event_id)
+        if read is not None and read.get("status") == domain.ReadStatus.lapsed:
+            read["status"] = str(domain.ReadStatus.counted)
 
     async def open_episode(self, key: str, at: datetime, until: datetime, violation: CloudEvent) -> bool:
         episode = self.episodes.get(key)

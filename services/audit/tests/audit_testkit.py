@@ -77,10 +77,31 @@ def interaction(customer: str, summary: str = "follow-up call", agent: str = "ag
         "summary": summary, "agent_id": agent}, source="call-centre")
 
 
-def pii_read(customer: str, actor: str, role: str = "agent") -> CloudEvent:
+def pii_read(customer: str, actor: str, role: str = "agent", at: datetime | None = None) -> CloudEvent:
     return new_event("customer.pii_accessed", customer, {
         "customer_id": customer, "actor": actor, "actor_role": role, "fields": ["phone"], "purpose": "service",
-        "via": "api", "accessed_at": now_iso()}, source="customer")
+        "via": "api", "accessed_at": (at or datetime.now(UTC)).isoformat()}, source="customer")
+
+
+def contact_read(customer: str, purpose: str = "service", at: datetime | None = None,
+                 actor: str = "notifications") -> CloudEvent:
+    """The notifications service reading a customer's contact details to send a message, as the customer
+    service records it."""
+    return new_event("customer.pii_accessed", customer, {
+        "customer_id": customer, "actor": actor, "actor_role": "service", "fields": ["email", "name", "phone"],
+        "purpose": purpose, "via": "internal", "accessed_at": (at or datetime.now(UTC)).isoformat(),
+        "request_id": f"r-{customer}"}, source="guanxi/customer")
+
+
+def notified(customer: str, category: str = "service", at: datetime | None = None, *,
+             type_: str = "notification.sent", channel: str | None = "sms", n: int = 0) -> CloudEvent:
+    """The outcome of a message as the notifications service publishes it."""
+    data: dict[str, Any] = {"notification_id": f"n-{customer}-{category}-{n}", "customer_id": customer,
+                            "template": "order_shipped", "category": category,
+                            "at": (at or datetime.now(UTC)).isoformat(), "status": type_.split(".")[1]}
+    if channel is not None:
+        data |= {"channel": channel, "address_masked": "138****8000"}
+    return new_event(type_, customer, data, source="guanxi/notifications")
 
 
 def access(actor: str, role: str, path: str, status: int, customer: str | None = None) -> CloudEvent:

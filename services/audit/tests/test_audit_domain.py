@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence, Set
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -181,3 +182,58 @@ def test_keys_a_document_store_refuses_are_made_storable() -> None:
     assert domain.storable({"a.b": {"$x": [{"c.d": 1}]}}) == {"a\uff0eb": {"\uff04x": [{"c\uff0ed": 1}]}}
     cap = capture("c", {"$weird.key": 1})
     assert domain.seal_chain([cap], 0, domain.GENESIS_HASH)[0]["data"] == {"\uff04weird\uff0ekey": 1}
+
+
+# --- the purpose of a read ---------------------------------------------------------------------
+
+ROLES = ["service", "agent", "supervisor", "admin", "integration"]
+minutes_st = st.integers(-30, 90).map(lambda m: timedelta(minutes=m))
+
+
+def read_of(role: str, via: str, at: timedelta, captured: timedelta, window: timedelta,
+            customer: str = "c-1", purpose: str = "service") -> domain.PiiRead:
+    return domain.PiiRead.of("e-1", customer, None, actor="x", role=role, via=via, customer_id=customer,
+                             purpose=purpose, accessed_at=T0 + at, captured_at=T0 + captured, window=window)
+
+
+@given(st.sampled_from(ROLES), st.sampled_from(["api", "internal", "export"]), minutes_st, minutes_st,
+       st.integers(1, 60).map(lambda m: timedelta(minutes=m)), minutes_st)
+def test_only_a_service_reading_for_a_message_waits_and_it_is_never_decided_early(
+    role: str, via: str, at: timedelta, captured: timedelta, window: timedelta, now: timedelta,
+) -> None:
+    """Staff reads count at once as before; a service's internal read waits a whole window, after the read and
+    after its capture, before it counts (CF-3)."""
+    read = read_of(role, via, at, captured, window)
+    status = domain.settle(read, [], T0 + now, window)
+    if role != "service" or via != "internal":
+        assert read.status is domain.ReadStatus.counted and read.decide_by is None and status is read.status
+        return
+    assert read.status is domain.ReadStatus.pending and read.decide_by is not None
+    assert read.decide_by >= domain.as_utc_ms(T0 + at) + window and read.decide_by >= domain.as_utc_ms(T0 + captured) + window
+    assert status is (domain.ReadStatus.lapsed if T0 + now >= read.decide_by else domain.ReadStatus.pending)
+
+
+sends_st = st.lists(st.tuples(st.sampled_from(["c-1", "c-2"]), st.sampled_from(["service", "care", "marketing"]),
+                              st.integers(-20, 40)), max_size=6)
+
+
+@given(sends_st, st.sampled_from(["service", "care"]), st.integers(1, 30), st.booleans())
+def test_a_send_justifies_a_read_of_its_customer_and_purpose_within_the_window_in_any_order(
+    specs: list[tuple[str, str, int]], purpose: str, window_minutes: int, decided: bool,
+) -> None:
+    """A read is justified exactly by a message to its customer for its purpose sent within the window after it,
+    whatever order the sends come in; a decision once taken stays (CF-3)."""
+    window = timedelta(minutes=window_minutes)
+    read = read_of("service", "internal", timedelta(0), timedelta(0), window, purpose=purpose)
+    sends = [domain.Send(f"n-{i}", c, p, domain.as_utc_ms(T0 + timedelta(minutes=m))) for i, (c, p, m) in enumerate(specs)]
+    now = T0 + (2 * window if decided else window / 2)
+    expected = any(c == "c-1" and p == purpose and 0 <= m <= window_minutes for c, p, m in specs)
+    status = domain.settle(read, sends, now, window)
+    assert status is (domain.ReadStatus.justified if expected else
+                      domain.ReadStatus.lapsed if decided else domain.ReadStatus.pending)
+    assert domain.settle(read, list(reversed(sends)), now, window) is status
+    for final in (domain.ReadStatus.counted, domain.ReadStatus.lapsed, domain.ReadStatus.justified):
+        assert domain.settle(replace(read, status=final), sends, now, window) is final
+    assert domain.justifying_send("notification.sent", None) and domain.justifying_send("notification.failed", "sms")
+    assert not domain.justifying_send("notification.failed", None)
+    assert not domain.justifying_send("notification.suppressed", "sms")

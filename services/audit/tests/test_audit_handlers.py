@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from random import Random
 from typing import Any
 
 import pytest
-from audit_testkit import access, complaint, erased, interaction, pii_read, purchase
+from audit_testkit import access, complaint, contact_read, erased, interaction, notified, pii_read, purchase
 from guanxi_audit import domain, handlers
 from guanxi_audit.domain import RecordQuery
 from guanxi_audit.handlers import Deps
@@ -17,6 +20,8 @@ from guanxi_shared.clock import ManualClock
 from guanxi_shared.errors import Invalid
 from guanxi_shared.events import CloudEvent
 from guanxi_shared.messaging import Delivery, PermanentError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -198,3 +203,174 @@ async def test_retention_is_off_by_default() -> None:
     await capture(deps, interaction("c-1"))
     advance(deps, timedelta(days=3650))
     assert await handlers.archive_expired(deps) == 0 and len(store_of(deps).records) == 1
+
+
+# --- the bulk-read rule and the purpose of a read ----------------------------------------------
+
+async def pass_every_minute(deps: Deps, until: datetime) -> None:
+    """Let time run to ``until`` with the periodic settling pass each minute, as ``runtime.every`` would."""
+    while deps.clock.now() < until:
+        advance(deps, timedelta(minutes=1))
+        await handlers.settle_pii_reads(deps)
+
+
+def statuses(deps: Deps) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for read in store_of(deps).pii_reads.values():
+        counts[read["status"]] = counts.get(read["status"], 0) + 1
+    return counts
+
+
+async def test_a_thousand_legitimate_sends_raise_no_bulk_read_violation() -> None:
+    """The notifications service reading contact details for each message it sends is not a bulk read (CF-3).
+
+    A thousand customers in one hour, each read and then sent to; for every other one the send is
+    captured before the read (topics are not ordered with each other)."""
+    deps = make_deps()
+    for i in range(1000):
+        at = T0 + timedelta(seconds=3.6 * i)
+        if at > deps.clock.now() + timedelta(minutes=1):
+            await pass_every_minute(deps, at)
+        read = contact_read(f"c-{i}", "service" if i % 3 else "marketing", at)
+        sent = notified(f"c-{i}", "service" if i % 3 else "marketing", at + timedelta(seconds=2))
+        await capture(deps, *((read, sent) if i % 2 else (sent, read)))
+    await pass_every_minute(deps, deps.clock.now() + timedelta(hours=1))
+    assert violations(deps) == []
+    assert statuses(deps) == {"justified": 1000}
+    assert await deps.store.distinct_customers_read("notifications", T0, T0 + timedelta(hours=2)) == 0
+
+
+async def test_sixty_customers_read_by_an_agent_within_an_hour_raise_one_violation() -> None:
+    """A staff member's reads count as they always did, even when a message goes to each customer too (CF-3)."""
+    deps = make_deps()
+    for i in range(60):
+        at = T0 + timedelta(minutes=i)
+        await capture(deps, pii_read(f"c-{i}", "agent-7", "agent", at), notified(f"c-{i}", "service", at))
+        await pass_every_minute(deps, at)
+    await pass_every_minute(deps, deps.clock.now() + timedelta(hours=1))
+    assert violations(deps) == [("bulk_pii_read", "agent-7")]
+    [event] = store_of(deps).published
+    assert event.subject == "c-50" and "agent-7 (agent)" in event.data["detail"] and "51 customers" in event.data["detail"]
+    assert datetime.fromisoformat(event.data["at"]) == T0 + timedelta(minutes=50)
+    assert statuses(deps) == {"counted": 60}
+
+
+async def test_service_reads_that_no_send_justifies_count_once_the_window_has_passed() -> None:
+    """A service read with no matching send in the window counts toward the bulk rule, never sooner (CF-3)."""
+    deps = make_deps()
+    reads = [contact_read(f"c-{i}", "service", T0 + timedelta(seconds=10 * i)) for i in range(61)]
+    at = {e.subject: datetime.fromisoformat(e.data["accessed_at"]) for e in reads}
+    justifying = [notified(f"c-{i}", "service", at[f"c-{i}"] + timedelta(minutes=9)) for i in range(9)]
+    justifying.append(notified("c-9", "service", at["c-9"] + timedelta(minutes=1), type_="notification.failed",
+                               channel="email"))  # handed to the channel, which refused it: an attempt
+    not_justifying = [
+        notified("c-10", "service", at["c-10"], type_="notification.suppressed", channel=None),  # nothing sent
+        notified("c-11", "service", at["c-11"], type_="notification.failed", channel=None),  # failed before a channel
+        notified("c-12", "marketing", at["c-12"]),  # another purpose
+        notified("c-13", "service", at["c-13"] + timedelta(minutes=11)),  # too late
+        notified("c-14", "service", at["c-14"] - timedelta(minutes=1)),  # before the read
+        notified("c-other", "service", at["c-15"]),  # another customer
+    ]
+    await capture(deps, *reads[:30], *justifying, *not_justifying, *reads[30:])
+    await pass_every_minute(deps, T0 + timedelta(minutes=10))  # the window has not passed for any read
+    assert violations(deps) == [] and statuses(deps) == {"justified": 10, "pending": 51}
+
+    await pass_every_minute(deps, T0 + timedelta(minutes=20))
+    assert violations(deps) == [("bulk_pii_read", "notifications")]
+    [event] = store_of(deps).published
+    last = reads[-1]
+    assert event.subject == last.subject and event.data["event_id"] == last.id == event.causationid
+    assert "51 customers" in event.data["detail"] and "not followed by a send within 10 min" in event.data["detail"]
+    assert statuses(deps) == {"justified": 10, "counted": 51}
+    # Idempotent: passes, redeliveries and a send captured after the decision change nothing.
+    await capture(deps, *reads[:5], notified("c-20", "service", at["c-20"] + timedelta(minutes=2)))
+    await pass_every_minute(deps, T0 + timedelta(minutes=30))
+    assert len(store_of(deps).published) == 1 and statuses(deps) == {"justified": 10, "counted": 51}
+
+
+async def test_the_next_read_settles_earlier_unjustified_reads_without_waiting_for_the_pass() -> None:
+    """The actor's next read is a check too: lapsed reads count there, once (CF-3)."""
+    deps = make_deps(bulk_pii_max_customers=2, send_justifies_read_minutes=5)
+    await capture(deps, *(contact_read(f"c-{i}", "care", T0 + timedelta(seconds=i)) for i in range(3)))
+    advance(deps, timedelta(minutes=4, seconds=59))
+    await capture(deps, contact_read("c-3", "care", deps.clock.now()))
+    assert violations(deps) == []  # not yet: the window is five minutes
+    advance(deps, timedelta(seconds=3))
+    await capture(deps, contact_read("c-4", "care", deps.clock.now()))
+    assert violations(deps) == [("bulk_pii_read", "notifications")]
+    assert await handlers.settle_pii_reads(deps) == 0  # nothing left for the pass
+    assert store_of(deps).published[0].subject == "c-2"
+
+
+async def test_a_read_captured_late_still_waits_a_window_for_its_send() -> None:
+    """When the audit catches up after an outage, a service read is not decided before its send can be captured
+    (CF-3)."""
+    deps = make_deps(bulk_pii_max_customers=1)
+    advance(deps, timedelta(hours=2))  # the reads happened two hours ago
+    await capture(deps, *(contact_read(f"c-{i}", "survey", T0 + timedelta(minutes=i)) for i in range(3)))
+    await handlers.settle_pii_reads(deps)
+    assert violations(deps) == []
+    await capture(deps, *(notified(f"c-{i}", "survey", T0 + timedelta(minutes=i, seconds=5)) for i in range(3)))
+    advance(deps, timedelta(minutes=11))
+    assert await handlers.settle_pii_reads(deps) == 0
+    assert violations(deps) == [] and statuses(deps) == {"justified": 3}
+
+
+CUSTOMERS = [f"c-{i}" for i in range(6)]
+PURPOSES = ["service", "marketing"]
+reads_st = st.lists(st.tuples(st.sampled_from(CUSTOMERS), st.sampled_from(PURPOSES), st.integers(0, 5400)),
+                    min_size=1, max_size=30)
+sends_st = st.lists(st.tuples(st.sampled_from(CUSTOMERS), st.sampled_from(PURPOSES), st.integers(-120, 6000),
+                              st.sampled_from(["notification.sent", "notification.failed", "notification.suppressed"]),
+                              st.booleans()), max_size=30)
+
+
+def expected_bulk_violations(reads: list[CloudEvent], justified: set[str], limit: int, window: timedelta) -> list[str]:
+    """Today's rule over the reads that count, checked oldest first, one violation per episode (the oracle)."""
+    counted = sorted(((datetime.fromisoformat(e.data["accessed_at"]), e.id, e.subject) for e in reads
+                      if e.id not in justified), key=lambda r: r[:2])
+    opened: list[str] = []
+    until: datetime | None = None
+    for n, (at, _, _) in enumerate(counted):
+        if len({c for a, _, c in counted[:n + 1] if a >= at - window}) <= limit:
+            continue
+        if until is None or until < at:
+            opened.append(str(uuid.uuid5(handlers.VIOLATION_NS, f"bulk_pii_read:notifications:{at.isoformat()}")))
+        until = at + window if until is None or until < at else max(until, at + window)
+    return opened
+
+
+@settings(max_examples=60, deadline=None)
+@given(reads_st, sends_st, st.randoms(use_true_random=False), st.integers(1, 5))
+def test_the_outcome_does_not_depend_on_the_order_events_are_captured_in(
+    read_specs: list[tuple[str, str, int]], send_specs: list[tuple[str, str, int, str, bool]], rnd: Random, page: int,
+) -> None:
+    """Whatever the interleaving of reads, sends, redeliveries and settling passes, a service read is justified
+    exactly when a message of its customer and purpose went out within ten minutes after it, and the reads
+    left count as staff reads always did (CF-3)."""
+    reads = [contact_read(c, p, T0 + timedelta(seconds=s)) for c, p, s in read_specs]
+    sends = [notified(c, p, T0 + timedelta(seconds=s), type_=t, channel="sms" if ch else None, n=n)
+             for n, (c, p, s, t, ch) in enumerate(send_specs)]
+    justified = {r.id for r in reads if any(
+        s.subject == r.subject and s.data["category"] == r.data["purpose"]
+        and (s.type == "notification.sent" or (s.type == "notification.failed" and "channel" in s.data))
+        and timedelta(0) <= datetime.fromisoformat(s.data["at"]) - datetime.fromisoformat(r.data["accessed_at"])
+        <= timedelta(minutes=10) for s in sends)}
+    events = [*reads, *sends, *rnd.sample(reads, k=len(reads) // 3)]  # some delivered twice
+    rnd.shuffle(events)
+
+    async def run() -> tuple[dict[str, str], list[str]]:
+        deps = make_deps(bulk_pii_max_customers=2, bulk_pii_window_seconds=1800)
+        for event in events:  # the clock stays before every decision: passes in between decide nothing
+            await capture(deps, event)
+            if rnd.random() < 0.3:
+                await handlers.settle_pii_reads(deps, limit=page)
+        advance(deps, timedelta(days=1))
+        while await handlers.settle_pii_reads(deps, limit=page):
+            pass
+        store = store_of(deps)
+        return {k: r["status"] for k, r in store.pii_reads.items()}, [e.id for e in store.published]
+
+    status, published = asyncio.run(run())
+    assert status == {r.id: "justified" if r.id in justified else "counted" for r in reads}
+    assert published == expected_bulk_violations(reads, justified, 2, timedelta(seconds=1800))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
-from audit_testkit import access, complaint, erased, interaction, pii_read, purchase, running
+from audit_testkit import access, complaint, contact_read, erased, interaction, notified, pii_read, purchase, running
 from guanxi_audit.domain import Capture
 from guanxi_audit.settings import AuditSettings
 from guanxi_shared.auth import Role
+from guanxi_shared.clock import ManualClock
 from guanxi_shared.testing import eventually, send_event
 
 pytestmark = pytest.mark.integration
@@ -170,6 +173,64 @@ async def test_violation_rules_fire_once_per_episode(make_settings, topics, prod
         assert found == [("bulk_pii_read", "alice"), ("role_violation", "eve"), ("role_violation", "mallory")]
         bulk = next(e for e in violations.events() if e["data"]["rule"] == "bulk_pii_read")
         assert "alice" in bulk["data"]["detail"] and bulk["data"]["event_id"]
+
+
+LEGITIMATE_SENDS = 300  # 1,000 in the fast tier (test_audit_handlers); fewer here to keep FerretDB quick
+
+
+async def read_statuses(svc: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    async for doc in svc.store.pii_reads.find({}, {"status": 1}):
+        counts[doc["status"]] = counts.get(doc["status"], 0) + 1
+    return counts
+
+
+async def test_legitimate_sends_raise_no_bulk_read_violation(make_settings, topics, producer, tap) -> None:
+    """The notifications service reading contact details for the messages it sends is not a bulk read (CF-3):
+    hundreds of customers read and sent to within an hour, over Kafka, raise nothing, also once the window
+    has passed and the periodic pass has settled the reads (two reads without a send show that it ran)."""
+    settings = make_settings(AuditSettings, bulk_pii_settle_interval_seconds=0.3)
+    violations = await tap("audit.violation")
+    start = datetime.now(UTC) - timedelta(hours=1)
+    clock = ManualClock(start)
+    async with running(settings, clock) as svc:
+        for i in range(LEGITIMATE_SENDS):
+            at = start + timedelta(seconds=3600 * i / LEGITIMATE_SENDS)
+            category = "service" if i % 3 else "marketing"
+            read, sent = contact_read(f"c-{i}", category, at), notified(f"c-{i}", category, at + timedelta(seconds=2))
+            for event in (read, sent) if i % 2 else (sent, read):  # the two topics are not ordered with each other
+                await send_event(producer, topics, event)
+        for customer in ("c-unsent-1", "c-unsent-2"):
+            await send_event(producer, topics, contact_read(customer, "care", start + timedelta(minutes=30)))
+        await eventually(partial(read_statuses, svc), lambda s: s == {"justified": LEGITIMATE_SENDS, "pending": 2}, timeout=120,
+                         what="every read justified by its send")
+        clock.advance(timedelta(hours=2))
+        await eventually(partial(read_statuses, svc), lambda s: s == {"justified": LEGITIMATE_SENDS, "counted": 2},
+                         what="the periodic pass counting the two unsent reads")
+        await violations.settle(1.5)
+        assert violations.events() == []
+        assert await svc.store.episodes.count_documents({}) == 0
+
+
+async def test_sixty_customers_read_by_an_agent_within_an_hour_raise_one_violation(
+    make_settings, topics, producer, tap
+) -> None:
+    """Staff reads count as before, even when each customer is also sent a message (CF-3)."""
+    settings = make_settings(AuditSettings)
+    violations = await tap("audit.violation")
+    start = datetime.now(UTC) - timedelta(hours=1)
+    async with running(settings) as svc:
+        for i in range(60):
+            at = start + timedelta(minutes=i)
+            await send_event(producer, topics, pii_read(f"c-{i}", "agent-7", "agent", at))
+            await send_event(producer, topics, notified(f"c-{i}", "service", at + timedelta(seconds=2)))
+        await violations.wait_for(lambda t: bool(t.events()), what="the bulk-read violation")
+        await eventually(lambda: svc.count(type="customer.pii_accessed"), lambda n: n == 60, what="all reads captured")
+        await violations.settle(1.5)
+        unique = list({e["id"]: e for e in violations.events()}.values())  # at-least-once: the id is the identity
+        assert [(e["data"]["rule"], e["data"]["actor"]) for e in unique] == [("bulk_pii_read", "agent-7")]
+        assert "51 customers" in unique[0]["data"]["detail"] and unique[0]["subject"] == "c-50"
+        assert await read_statuses(svc) == {"counted": 60}
 
 
 async def test_erasure_redacts_personal_values_and_the_chain_still_verifies(make_settings, topics, producer) -> None:

@@ -39,6 +39,12 @@ async def add(deps: Deps, n: int, subject: str = "c-1") -> list[Doc]:
     return await deps.store.append([capture(subject, i, at=deps.clock.now()) for i in range(n)])
 
 
+def pii(event_id: str, actor: str = "alice", customer: str = "c-1", at: datetime = T0, *, role: str = "agent",
+        purpose: str = "service", status: domain.ReadStatus = domain.ReadStatus.counted,
+        decide_by: datetime | None = None) -> domain.PiiRead:
+    return domain.PiiRead(event_id, actor, role, customer, purpose, at, customer, None, status, decide_by)
+
+
 def violation(name: str) -> CloudEvent:
     return new_event("audit.violation", "audit", {"violation_id": name}, source="tests")
 
@@ -262,17 +268,63 @@ class StoreContract:
 
     async def test_pii_reads_count_distinct_customers_once_per_event(self, store: AuditStore) -> None:
         minutes = partial(timedelta, minutes=1)
-        await store.remember_pii_read("e1", "alice", "c-1", T0)
-        await store.remember_pii_read("e1", "alice", "c-2", T0)  # the same read redelivered: still c-1
-        await store.remember_pii_read("e2", "alice", "c-2", T0 + 10 * minutes())
-        await store.remember_pii_read("e3", "alice", "c-2", T0 + 20 * minutes())
-        await store.remember_pii_read("e4", "bob", "c-3", T0)
-        await store.remember_pii_read("e5", "alice", "c-3", T0 + 120 * minutes())
+        await store.remember_pii_read(pii("e1", "alice", "c-1", T0))
+        await store.remember_pii_read(pii("e1", "alice", "c-2", T0))  # the same read redelivered: still c-1
+        await store.remember_pii_read(pii("e2", "alice", "c-2", T0 + 10 * minutes()))
+        await store.remember_pii_read(pii("e3", "alice", "c-2", T0 + 20 * minutes()))
+        await store.remember_pii_read(pii("e4", "bob", "c-3", T0))
+        await store.remember_pii_read(pii("e5", "alice", "c-3", T0 + 120 * minutes()))
         assert await store.distinct_customers_read("alice", T0, T0 + 60 * minutes()) == 2
         assert await store.distinct_customers_read("alice", T0 + 10 * minutes(), T0 + 120 * minutes()) == 2  # both ends in
         assert await store.distinct_customers_read("alice", T0 + 1 * minutes(), T0 + 9 * minutes()) == 0
         assert await store.distinct_customers_read("bob", T0, T0 + 120 * minutes()) == 1
         assert await store.distinct_customers_read("nobody", T0, T0 + 120 * minutes()) == 0
+
+    async def test_a_send_justifies_the_service_reads_before_it_and_unjustified_ones_lapse_once(
+        self, store: AuditStore
+    ) -> None:
+        """A pending service read is justified by a send of its customer and purpose (either may be stored
+        first), or lapses once decided and then counts; staff reads always count."""
+        minutes = partial(timedelta, minutes=1)
+        window = 10 * minutes()
+        waiting = partial(pii, actor="notifications", role="service", status=domain.ReadStatus.pending)
+        await store.remember_pii_read(waiting("p1", customer="c-1", at=T0, decide_by=T0 + window))
+        await store.remember_pii_read(waiting("p2", customer="c-1", at=T0, purpose="marketing", decide_by=T0 + window))
+        await store.remember_pii_read(waiting("p3", customer="c-2", at=T0 + 5 * minutes(),
+                                              decide_by=T0 + 15 * minutes()))
+        await store.remember_pii_read(pii("s1", "notifications", "c-9", T0))  # counted at once
+        assert await store.distinct_customers_read("notifications", T0 - window, T0 + window) == 1  # pending: not yet
+
+        sent = domain.Send("n-1", "c-1", "service", T0 + 2 * minutes())
+        await store.remember_send(sent)
+        await store.remember_send(domain.Send("n-1", "c-1", "service", T0 + 9 * minutes()))  # redelivered: unchanged
+        assert await store.find_send("c-1", "service", T0, T0 + window) == sent
+        assert await store.find_send("c-1", "marketing", T0, T0 + window) is None  # another purpose
+        assert await store.find_send("c-1", "service", T0 + 3 * minutes(), T0 + window) is None  # before the span
+        assert await store.find_send("c-2", "service", T0, T0 + window) is None
+        assert await store.justify_reads("c-1", "service", sent.at - window, sent.at, sent.event_id) == 1
+        assert await store.justify_reads("c-1", "service", sent.at - window, sent.at, sent.event_id) == 0  # once
+        await store.remember_pii_read(waiting("p1", customer="c-1", at=T0, decide_by=T0 + window))  # redelivered
+
+        assert await store.due_pii_reads(T0 + 9 * minutes(), 10) == []  # nothing decided early
+        assert [r.event_id for r in await store.due_pii_reads(T0 + window, 10)] == ["p2"]
+        due = await store.due_pii_reads(T0 + 20 * minutes(), 10, actor="notifications")
+        assert [(r.event_id, r.status, r.purpose, r.role) for r in due] == [
+            ("p2", domain.ReadStatus.pending, "marketing", "service"), ("p3", domain.ReadStatus.pending, "service", "service")]
+        assert due[0].decide_by == T0 + window and due[0].at == T0 and due[0].subject == "c-1"
+        assert [r.event_id for r in await store.due_pii_reads(T0 + 20 * minutes(), 1)] == ["p2"]  # bounded, oldest first
+        assert await store.due_pii_reads(T0 + 20 * minutes(), 10, actor="alice") == []
+
+        assert await store.lapse_pii_read("p2") is True
+        assert await store.lapse_pii_read("p2") is False  # once
+        assert await store.lapse_pii_read("p1") is False  # justified: never lapses
+        assert await store.justify_reads("c-1", "marketing", T0, T0 + window, "n-late") == 0  # decided: final
+        assert await store.distinct_customers_read("notifications", T0 - window, T0 + window) == 2  # c-9, c-1 (p2)
+        # Lapsed but not yet checked: still due, so a crash before the check is taken up again.
+        assert [r.event_id for r in await store.due_pii_reads(T0 + 20 * minutes(), 10)] == ["p2", "p3"]
+        await store.settle_pii_read("p2")
+        assert [r.event_id for r in await store.due_pii_reads(T0 + 20 * minutes(), 10)] == ["p3"]
+        assert await store.distinct_customers_read("notifications", T0 - window, T0 + window) == 2
 
     async def test_an_episode_opens_once_while_it_lasts(self, store: AuditStore) -> None:
         hours = partial(timedelta, hours=1)

@@ -62,6 +62,7 @@ def make_deps(settings: ComplaintsSettings, clock: Clock, cases: CaseStore, cris
                                   baseline_windows=1, min_count=settings.low_score_run, ratio=0.0),
         low_score_opens_case=settings.low_score_opens_case,
         max_page_size=settings.max_page_size,
+        first_contact_hours=settings.first_contact_hours,
     )
 
 

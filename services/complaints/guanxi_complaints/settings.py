@@ -38,6 +38,9 @@ class ComplaintsSettings(ServiceSettings):
     auto_acknowledge: bool = True
     pause_while_waiting_on_customer: bool = False
 
+    # Indicators: a formal answer later than this after receipt is not a first-contact resolution.
+    first_contact_hours: float = Field(24.0, gt=0)
+
     # Watching deadlines (CP-4, CP-5).
     deadline_lead_minutes: int = Field(240, ge=0)
     unowned_grace_minutes: int = Field(120, ge=0)

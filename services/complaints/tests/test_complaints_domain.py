@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from guanxi_complaints import domain
@@ -324,6 +326,183 @@ def test_kpis_count_sla_resolution_and_first_contact() -> None:
     assert overall["outcomes"]["root_causes"] == {"billing_error": 1}
     assert set(report["by_owner"]) == {"alice", "bob"} and set(report["by_team"]) == {"north", "south"}
     assert report["by_owner"]["bob"]["counts"]["breaches"] == 1
+
+
+# ---------------------------------------------------------------- KP-1: what the indicators mean (docs/kpis.md)
+
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+PERIOD_END = RECEIVED + 30 * DAY
+
+
+def overall(cases: list[Case], end: datetime = PERIOD_END, hours: float = 24) -> dict[str, Any]:
+    return kpis.compute(cases, end + DAY, end=end, first_contact=timedelta(hours=hours))["overall"]
+
+
+def test_an_auto_acknowledged_case_resolved_after_three_days_is_not_first_contact() -> None:
+    """KP-1: automatic acknowledgement is not a contact; a formal answer 3 days later is no first-contact one."""
+    late = domain.resolve(opened(), "explained", "alice", RECEIVED + 3 * DAY, POLICY).case
+    assert late.first_contact_resolution is True  # the case flag still says "straight from acknowledged"
+    assert kpis.first_contact_resolved(late) is False
+    assert overall([late])["first_contact_resolution"] == 0.0 and overall([late])["counts"]["first_contact"] == 0
+    soon = domain.resolve(opened(), "explained", "alice", RECEIVED + 2 * HOUR, POLICY).case
+    assert kpis.first_contact_resolved(soon) is True and overall([late, soon])["first_contact_resolution"] == 0.5
+    assert kpis.first_contact_resolved(domain.resolve(opened(), "ok", "alice", RECEIVED + 24 * HOUR, POLICY).case)
+    # The window is a setting (COMPLAINTS_FIRST_CONTACT_HOURS).
+    assert overall([soon], hours=1)["first_contact_resolution"] == 0.0
+    assert overall([late], hours=80)["counts"]["first_contact"] == 1
+
+
+def test_a_preliminary_opinion_or_a_reopening_is_not_first_contact() -> None:
+    """KP-1: a case that needed a preliminary opinion, or was reopened, was not solved at the first contact."""
+    t = RECEIVED + HOUR
+    opinion = domain.give_preliminary_opinion(opened(), "looking", "alice", t, POLICY).case
+    assert not kpis.first_contact_resolved(domain.resolve(opinion, "ok", "alice", t, POLICY).case)
+    answered = domain.resolve(opened(), "ok", "alice", t, POLICY).case
+    again = domain.resolve(domain.reopen(answered, "no", "alice", t, POLICY).case, "ok", "alice", t, POLICY).case
+    assert kpis.first_contact_resolved(answered) and not kpis.first_contact_resolved(again)
+
+
+def test_a_reassigned_case_is_not_first_contact() -> None:
+    """KP-1: only the first owner resolves at the first contact: not after a reassignment, not someone else."""
+    t = RECEIVED + timedelta(minutes=10)
+    alice = domain.assign(opened(), "alice", "alice", t, POLICY).case
+    moved = domain.assign(alice, "bob", "sue", t + HOUR, POLICY).case
+    assert kpis.owners_named(moved) == ["alice", "bob"]
+    assert not kpis.first_contact_resolved(domain.resolve(moved, "ok", "bob", t + 2 * HOUR, POLICY).case)
+    assert not kpis.first_contact_resolved(domain.resolve(alice, "ok", "sue", t + 2 * HOUR, POLICY).case)
+    retaken = domain.assign(alice, "alice", "alice", t + HOUR, POLICY, team="north").case  # same owner again
+    by_alice = domain.resolve(retaken, "ok", "alice", t + 2 * HOUR, POLICY).case
+    assert kpis.first_contact_resolved(by_alice)
+    # Reassigned after the answer: the answer was still the first owner's.
+    assert kpis.first_contact_resolved(domain.assign(by_alice, "bob", "sue", t + 3 * HOUR, POLICY).case)
+    # Erasure keeps the facts of a single-owner case; an erased reassignment note no longer names anyone.
+    assert kpis.first_contact_resolved(domain.anonymise(domain.resolve(alice, "ok", "alice", t + HOUR, POLICY).case))
+    assert kpis.owners_named(domain.anonymise(moved)) == [None, "bob"]
+    assert not kpis.first_contact_resolved(domain.anonymise(by_alice))  # two assignments, the first unknown now
+
+
+def test_a_reopened_case_still_open_at_the_period_end_is_not_resolved() -> None:
+    """KP-1: the resolution rate counts a formal answer standing at the period's end, not one taken back."""
+    answered = domain.resolve(opened(), "ok", "alice", RECEIVED + HOUR, POLICY).case
+    reopened = domain.reopen(answered, "no", "alice", RECEIVED + 2 * DAY, POLICY).case
+    report = overall([reopened], end=RECEIVED + 5 * DAY)
+    assert report["resolution_rate"] == 0.0 and report["counts"]["resolved"] == 1 and report["counts"]["resolved_at_end"] == 0
+    assert overall([reopened], end=RECEIVED + DAY)["resolution_rate"] == 1.0  # reopened after that period's end
+    again = domain.resolve(reopened, "refunded", "alice", RECEIVED + 3 * DAY, POLICY).case
+    closed = domain.close(answered, "sue", RECEIVED + DAY, POLICY).case
+    assert overall([again, closed, opened(external_ref="REF-2")], end=RECEIVED + 5 * DAY)["resolution_rate"] == 0.6667
+
+
+# Random case histories: what each command did, kept by the test itself, beside the case it built.
+OWNERS = ("alice", "bob", "carol")
+ACTORS = ("owner", "alice", "bob", "sue")  # "owner": whoever owns the case then
+COMMAND_NAMES = ("acknowledge", "assign", "opinion", "investigate", "resolve", "reopen", "close", "wait")
+delays = st.one_of(st.sampled_from([0, 60, 24 * 60, 24 * 60 + 1, 3 * 24 * 60]), st.integers(0, 4 * 24 * 60))
+histories = st.lists(st.tuples(st.integers(0, 10 * 24 * 60), st.booleans(),  # receipt (minutes), auto-acknowledge
+                               st.lists(st.tuples(st.sampled_from(COMMAND_NAMES), st.sampled_from(OWNERS),
+                                                  st.sampled_from(ACTORS), delays), max_size=9)),
+                     min_size=1, max_size=6)
+
+
+@dataclass
+class Done:
+    """One command the case accepted: what, by whom, when, and the owner and status it left."""
+
+    command: str
+    actor: str
+    at: datetime
+    owner: str | None
+    status: Status
+
+
+def command(case: Case, name: str, owner: str, actor: str, at: datetime, policy: Policy) -> domain.Outcome:
+    if name == "acknowledge":
+        return domain.acknowledge(case, actor, at, policy)
+    if name == "assign":
+        return domain.assign(case, owner, actor, at, policy)
+    if name == "opinion":
+        return domain.give_preliminary_opinion(case, "looking", actor, at, policy)
+    if name == "investigate":
+        return domain.start_investigation(case, "why", actor, at, policy)
+    if name == "resolve":
+        return domain.resolve(case, "answer", actor, at, policy)
+    if name == "reopen":
+        return domain.reopen(case, "not solved", actor, at, policy)
+    if name == "close":
+        return domain.close(case, actor, at, policy)
+    if case.waiting_since is None:
+        return domain.await_customer(case, "details?", actor, at, policy)
+    return domain.customer_responded(case, actor, at, policy)
+
+
+def play(n: int, receipt: int, auto: bool, script: list[tuple[str, str, str, int]]) -> tuple[Case, list[Done]]:
+    policy = Policy(calendar=POLICY.calendar, auto_acknowledge=auto)
+    received = RECEIVED + timedelta(minutes=receipt)
+    case = domain.open_case(intake(external_ref=f"REF-{n}", received_at=received), policy, received).case
+    done: list[Done] = []
+    at = received
+    for name, owner, who, delay in script:
+        at += timedelta(minutes=delay)
+        actor = (case.owner or "alice") if who == "owner" else who
+        try:
+            case = command(case, name, owner, actor, at, policy).case
+        except IllegalTransition:
+            continue
+        done.append(Done(name, actor, at, owner if name == "assign" else case.owner, case.status))
+    return case, done
+
+
+def reference_first_contact(received: datetime, done: list[Done], within: timedelta) -> bool:
+    """By hand: no reopening ever; before the first answer, no opinion or investigation and one owner at most;
+    the answer by that owner (or by anyone when nobody owned the case), within the window of receipt."""
+    if any(d.command == "reopen" for d in done):
+        return False
+    owners: list[str] = []
+    for d in done:
+        if d.command in ("opinion", "investigate"):
+            return False
+        if d.command == "assign":
+            owners.append(d.owner or "")
+        if d.command == "resolve":
+            return len(set(owners)) <= 1 and d.actor in (owners or [d.actor]) and d.at - received <= within
+    return False
+
+
+def reference_resolved_at(done: list[Done], end: datetime) -> bool:
+    """By hand: the status the case was in at the period's end is resolved or closed."""
+    status = Status.received
+    for d in done:
+        if d.at < end:
+            status = d.status
+    return status in (Status.resolved, Status.closed)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases=histories, end_after=st.integers(0, 20 * 24 * 60), hours=st.sampled_from([1, 24, 72]))
+def test_first_contact_and_resolution_rate_match_a_hand_computed_reference(
+        cases: list[tuple[int, bool, list[tuple[str, str, str, int]]]], end_after: int, hours: int) -> None:
+    """KP-1 property: over random histories (receipt, optional acknowledgement, opinions, investigations, owner
+    changes, answers at any delay, reopenings, new answers, closing), FCR and the resolution rate are what a
+    hand-written reference computes from the commands themselves."""
+    end = RECEIVED + timedelta(days=10, minutes=1 + end_after)
+    within = timedelta(hours=hours)
+    played = [play(n, receipt, auto, script) for n, (receipt, auto, script) in enumerate(cases)]
+    now = max([end] + [d.at for _, done in played for d in done]) + HOUR
+    first_contact = resolved = standing = 0
+    for case, done in played:
+        fcr = reference_first_contact(case.received_at, done, within)
+        stands = reference_resolved_at(done, end)
+        assert kpis.first_contact_resolved(case, within) is fcr, (done, case.history)
+        assert kpis.answer_stands(case, end) is stands, (done, case.history)
+        first_contact += fcr
+        resolved += any(d.command == "resolve" for d in done)
+        standing += stands
+    report = kpis.compute([case for case, _ in played], now, end=end, first_contact=within)["overall"]
+    assert (report["counts"]["first_contact"], report["counts"]["resolved"], report["counts"]["resolved_at_end"]) == (
+        first_contact, resolved, standing)
+    assert report["first_contact_resolution"] == (round(first_contact / resolved, 4) if resolved else None)
+    assert report["resolution_rate"] == round(standing / len(played), 4)
 
 
 bucket_counts = st.lists(st.tuples(st.integers(min_value=0, max_value=12 * 5 - 1), st.integers(min_value=0, max_value=50)),

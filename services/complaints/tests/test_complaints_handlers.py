@@ -217,6 +217,23 @@ async def test_kpis_cover_the_period_and_refuse_a_bad_one() -> None:
         await handlers.complaint_kpis(deps, RECEIVED, RECEIVED)
 
 
+
+async def test_kpis_take_the_first_contact_window_from_settings() -> None:
+    """KP-1: COMPLAINTS_FIRST_CONTACT_HOURS bounds a first-contact resolution; the resolution rate is at the period's end."""
+    period = (RECEIVED - timedelta(days=1), RECEIVED + timedelta(days=1))
+    for hours, expected in ((24.0, 1.0), (2.0, 0.0)):
+        deps, _, _, clock = make(first_contact_hours=hours)
+        case = await opened(deps)
+        clock.advance(timedelta(hours=3))
+        await handlers.resolve(deps, case.id, ALICE, "explained")
+        report = await handlers.complaint_kpis(deps, *period)
+        assert report["first_contact_hours"] == hours and report["overall"]["first_contact_resolution"] == expected
+        assert report["overall"]["resolution_rate"] == 1.0
+        clock.advance(timedelta(hours=1))
+        await handlers.reopen(deps, case.id, ALICE, "not refunded")
+        report = await handlers.complaint_kpis(deps, *period)
+        assert report["overall"]["resolution_rate"] == 0.0 and report["overall"]["first_contact_resolution"] == 0.0
+
 # ---------------------------------------------------------------- watcher
 
 

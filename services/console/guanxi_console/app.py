@@ -9,6 +9,7 @@ gives the probes, request ids and server spans; readiness is the store's and the
 from __future__ import annotations
 
 import logging
+import sys
 from functools import partial
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from guanxi_shared.clock import Clock, SystemClock
 from guanxi_shared.errors import DomainError
 from guanxi_shared.runtime import ServiceRuntime, serve
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import handlers, i18n
@@ -25,9 +27,10 @@ from .api import ROUTERS, STATIC_DIR, SignInNeeded
 from .domain import N_
 from .gateway import Gateway, GatewayError, GatewayUnavailable, HttpGateway, Unauthenticated
 from .handlers import Deps, SessionEnded
+from .identity import HttpIdentityProvider, IdentityProvider
 from .settings import ConsoleSettings
 from .store import ConsoleStore, MongoConsoleStore
-from .web import Pages, SecurityHeaders, to_sign_in
+from .web import Pages, SecurityHeaders, csp_for, to_sign_in
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_SECONDS = 300
@@ -36,14 +39,17 @@ _DOCS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 
 
 def build(settings: ConsoleSettings | None = None, clock: Clock | None = None, gateway: Gateway | None = None,
-          store: ConsoleStore | None = None, *, tracing: bool = True) -> FastAPI:
+          store: ConsoleStore | None = None, identity: IdentityProvider | None = None, *, tracing: bool = True) -> FastAPI:
     settings = settings or ConsoleSettings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings, tracing=tracing, messaging=False)
     own_gateway = HttpGateway(settings.gateway_url, settings.gateway_timeout) if gateway is None else None
     the_gateway: Gateway = gateway if gateway is not None else own_gateway  # type: ignore[assignment]
     the_store: ConsoleStore = store if store is not None else MongoConsoleStore(runtime.db)
-    deps = Deps(settings=settings, gateway=the_gateway, store=the_store, clock=clock)
+    # Single sign-on through the organisation's OpenID Connect provider (discovery is read on first use).
+    own_identity = HttpIdentityProvider(settings) if identity is None and settings.oidc_configured else None
+    the_identity = identity if identity is not None else own_identity
+    deps = Deps(settings=settings, gateway=the_gateway, store=the_store, clock=clock, identity=the_identity)
     pages = Pages(settings, i18n.load_all())
     if not (settings.assets_dir / "htmx.org" / "dist" / "htmx.min.js").is_file():
         log.warning("htmx is not installed under %s: run `make install` (npm ci in services/console); pages work "
@@ -54,6 +60,8 @@ def build(settings: ConsoleSettings | None = None, clock: Clock | None = None, g
     runtime.every("session-sweep", SWEEP_EVERY_SECONDS, partial(handlers.sweep_sessions, deps))
     if own_gateway is not None:
         runtime.on_shutdown(own_gateway.close)
+    if own_identity is not None:
+        runtime.on_shutdown(own_identity.close)
 
     app = runtime.http_app(ROUTERS, deps=deps, title="Guanxi console")
     app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in _DOCS]
@@ -61,7 +69,7 @@ def build(settings: ConsoleSettings | None = None, clock: Clock | None = None, g
     app.state.pages = pages
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _error_pages(app, pages)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, csp=csp_for(settings))
     return app
 
 
@@ -119,6 +127,20 @@ def _error_pages(app: FastAPI, pages: Pages) -> None:
         app.add_exception_handler(cls, handler)
 
 
+def settings_problem(exc: ValidationError) -> str:
+    """What is wrong with the settings, on one line (the variables' names, not pydantic's report)."""
+    problems = []
+    for error in exc.errors():
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        field = ".".join(str(part) for part in error.get("loc", ()))
+        problems.append(f"CONSOLE_{field.upper()}: {message}" if field in ConsoleSettings.model_fields else message)
+    return "; ".join(problems)
+
+
 def main() -> None:
-    settings = ConsoleSettings()
+    try:
+        settings = ConsoleSettings()
+    except ValidationError as exc:
+        print(f"guanxi-console cannot start: {settings_problem(exc)}", file=sys.stderr)  # one line, no traceback
+        raise SystemExit(2) from None
     serve(build(settings), settings)

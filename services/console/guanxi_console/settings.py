@@ -13,6 +13,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # `npm ci --prefix services/console` (make install) puts the pinned front-end libraries here.
 DEFAULT_ASSETS = PACKAGE_DIR.parent / "node_modules"
 LOCALES = ("zh-CN", "en")
+OIDC_CALLBACK_PATH = "/signin/oidc/callback"
+OIDC_SIGNED_OUT_PATH = "/signin/oidc/signed-out"
 
 
 class ConsoleSettings(ServiceSettings):
@@ -41,12 +43,16 @@ class ConsoleSettings(ServiceSettings):
     dev_jwt_issuer: str = "guanxi-local"
     dev_jwt_audience: str = "guanxi-api"
 
-    # Production: OpenID Connect, authorization code + PKCE (not built yet: the sign-in page says so).
-    oidc_issuer: str | None = Field(None, description="the identity provider's issuer URL")
-    oidc_client_id: str | None = None
-    oidc_client_secret: SecretStr | None = None
-    oidc_scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
-    oidc_redirect_path: str = "/auth/callback"
+    # Production: the organisation's OpenID Connect provider, authorization code flow with PKCE (S256).
+    oidc_issuer: str | None = Field(None, description="the identity provider's issuer URL (discovery at "
+                                                      "<issuer>/.well-known/openid-configuration)")
+    oidc_client_id: str | None = Field(None, description="the console's client id at the provider (the ID token's audience)")
+    oidc_client_secret: SecretStr | None = Field(None, description="confidential clients only; a public client uses PKCE alone")
+    oidc_scopes: str = Field("openid profile email", description="space separated; must include openid")
+    oidc_roles_claim: str = Field("roles", description="dotted path of the roles claim: the gateway's GATEWAY_JWT_ROLES_CLAIM")
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"],
+                                       description="accepted signature algorithms of the provider's tokens")
+    oidc_timeout: float = Field(10.0, gt=0, description="seconds to wait for the provider (discovery, keys, token endpoint)")
 
     assets_dir: Path = Field(DEFAULT_ASSETS, description="node_modules holding htmx.org and echarts")
 
@@ -54,8 +60,18 @@ class ConsoleSettings(ServiceSettings):
     def _production(self) -> ConsoleSettings:
         if self.default_locale not in LOCALES:
             raise ValueError(f"CONSOLE_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}")
-        if self.environment != "local" and self.session_secret.get_secret_value() == DEV_SECRET:
-            raise ValueError("CONSOLE_SESSION_SECRET must be set outside local mode")
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("CONSOLE_OIDC_CLIENT_ID must be set with CONSOLE_OIDC_ISSUER")
+        if self.oidc_configured and "openid" not in self.oidc_scope_list:
+            raise ValueError("CONSOLE_OIDC_SCOPES must include openid")
+        if self.environment != "local":
+            # People sign in only through the provider outside local mode: the console cannot work without it.
+            missing = [name for name, value in (("CONSOLE_SESSION_SECRET", self.session_secret.get_secret_value() != DEV_SECRET),
+                                                ("CONSOLE_OIDC_ISSUER", self.oidc_issuer),
+                                                ("CONSOLE_OIDC_CLIENT_ID", self.oidc_client_id)) if not value]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} must be set outside local mode (GUANXI_ENV={self.environment}): "
+                                 "people sign in through the organisation's OpenID Connect provider")
         return self
 
     @property
@@ -66,6 +82,20 @@ class ConsoleSettings(ServiceSettings):
     @property
     def oidc_configured(self) -> bool:
         return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def oidc_scope_list(self) -> list[str]:
+        return self.oidc_scopes.replace(",", " ").split()
+
+    @property
+    def oidc_redirect_uri(self) -> str:
+        """Where the provider sends people back (register it at the provider): CONSOLE_PUBLIC_URL + the callback."""
+        return self.public_url.rstrip("/") + OIDC_CALLBACK_PATH
+
+    @property
+    def oidc_post_logout_uri(self) -> str:
+        """Where the provider sends people after signing them out (register it at the provider)."""
+        return self.public_url.rstrip("/") + OIDC_SIGNED_OUT_PATH
 
     @property
     def secure_cookies(self) -> bool:

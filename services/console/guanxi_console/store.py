@@ -1,5 +1,6 @@
 """What the console keeps itself, in its own MongoDB database like every service: the signed-in
-people's sessions and each person's saved queue views. Everything else it reads through the gateway.
+people's sessions, the sign-ins waiting for the identity provider's answer (state, nonce, PKCE verifier:
+never in the browser) and each person's saved queue views. Everything else it reads through the gateway.
 
 ``ConsoleStore`` is the port the handlers use; ``MongoConsoleStore`` its implementation on PyMongo's
 asyncio API; ``InMemoryConsoleStore`` the fake of the fast tests, with the same behaviour (one
@@ -19,8 +20,10 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .domain import SavedView, Session, session_key
+from .domain.oidc import PendingSignIn
 
 SESSIONS = "sessions"
+SIGNINS = "signins"
 VIEWS = "views"
 
 
@@ -37,6 +40,18 @@ class ConsoleStore(Protocol):
 
     async def sweep_sessions(self, before: datetime) -> int:
         """Forget sessions last used before ``before``, or whose token ran out by then; how many."""
+        ...
+
+    # -- sign-ins waiting for the identity provider (``domain.oidc.pending_key``)
+
+    async def put_pending(self, key: str, pending: PendingSignIn) -> None: ...
+
+    async def take_pending(self, key: str) -> PendingSignIn | None:
+        """The pending sign-in under ``key``, removed: each can be completed once."""
+        ...
+
+    async def sweep_pending(self, before: datetime) -> int:
+        """Forget sign-ins started before ``before`` (never completed); how many."""
         ...
 
     # -- saved queue views
@@ -59,13 +74,24 @@ def view_id(owner: str, name: str) -> str:
 def _session_doc(session: Session) -> dict[str, Any]:
     return {"subject": session.subject, "name": session.name, "roles": list(session.roles), "team": session.team,
             "token": session.token, "token_expires_at": session.token_expires_at, "created_at": session.created_at,
-            "last_seen": session.last_seen, "locale": session.locale, "timezone": session.timezone}
+            "last_seen": session.last_seen, "locale": session.locale, "timezone": session.timezone,
+            "id_token": session.id_token}
 
 
 def _session(session_id: str, doc: dict[str, Any]) -> Session:
     return Session(id=session_id, subject=doc["subject"], name=doc["name"], roles=list(doc["roles"]), team=doc.get("team"),
                    token=doc["token"], token_expires_at=doc["token_expires_at"], created_at=doc["created_at"],
-                   last_seen=doc["last_seen"], locale=doc["locale"], timezone=doc["timezone"])
+                   last_seen=doc["last_seen"], locale=doc["locale"], timezone=doc["timezone"], id_token=doc.get("id_token"))
+
+
+def _pending_doc(pending: PendingSignIn) -> dict[str, Any]:
+    return {"state": pending.state, "nonce": pending.nonce, "verifier": pending.verifier, "next": pending.next,
+            "locale": pending.locale, "created_at": pending.created_at}
+
+
+def _pending(doc: dict[str, Any]) -> PendingSignIn:
+    return PendingSignIn(state=doc["state"], nonce=doc["nonce"], verifier=doc["verifier"], next=doc["next"],
+                         locale=doc["locale"], created_at=doc["created_at"])
 
 
 def _view(doc: dict[str, Any]) -> SavedView:
@@ -75,11 +101,13 @@ def _view(doc: dict[str, Any]) -> SavedView:
 class MongoConsoleStore:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.sessions = db[SESSIONS]
+        self.signins = db[SIGNINS]
         self.saved = db[VIEWS]
 
     async def ensure_indexes(self) -> None:
         await self.sessions.create_index([("last_seen", ASCENDING)])
         await self.sessions.create_index([("token_expires_at", ASCENDING)])
+        await self.signins.create_index([("created_at", ASCENDING)])
         await self.saved.create_index([("owner", ASCENDING)])
 
     async def get_session(self, session_id: str) -> Session | None:
@@ -98,6 +126,21 @@ class MongoConsoleStore:
         expired = await self.sessions.delete_many({"token_expires_at": {"$lte": before}})
         return int(idle.deleted_count) + int(expired.deleted_count)
 
+    async def put_pending(self, key: str, pending: PendingSignIn) -> None:
+        await self.signins.replace_one({"_id": key}, {"_id": key, **_pending_doc(pending)}, upsert=True)
+
+    async def take_pending(self, key: str) -> PendingSignIn | None:
+        doc = await self.signins.find_one({"_id": key})
+        if doc is None:
+            return None
+        # Only the request whose delete removed it may use it (two callbacks racing: one wins).
+        removed = await self.signins.delete_one({"_id": key})
+        return _pending(doc) if removed.deleted_count == 1 else None
+
+    async def sweep_pending(self, before: datetime) -> int:
+        result = await self.signins.delete_many({"created_at": {"$lt": before}})
+        return int(result.deleted_count)
+
     async def views(self, owner: str) -> list[SavedView]:
         docs = [d async for d in self.saved.find({"owner": owner})]
         return sorted((_view(d) for d in docs), key=lambda v: (v.name.casefold(), v.id))
@@ -113,10 +156,12 @@ class MongoConsoleStore:
 
 
 class InMemoryConsoleStore:
-    def __init__(self, max_sessions: int = 50_000) -> None:
+    def __init__(self, max_sessions: int = 50_000, max_pending: int = 10_000) -> None:
         self._sessions: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, dict[str, Any]] = {}
         self._views: dict[str, dict[str, Any]] = {}
         self.max_sessions = max_sessions
+        self.max_pending = max_pending
 
     async def ensure_indexes(self) -> None:
         return None
@@ -140,6 +185,24 @@ class InMemoryConsoleStore:
         for key in stale:
             del self._sessions[key]
         return len(stale)
+
+    async def put_pending(self, key: str, pending: PendingSignIn) -> None:
+        if key not in self._pending and len(self._pending) >= self.max_pending:
+            del self._pending[min(self._pending, key=lambda k: self._pending[k]["created_at"])]
+        self._pending[key] = _pending_doc(pending)
+
+    async def take_pending(self, key: str) -> PendingSignIn | None:
+        doc = self._pending.pop(key, None)
+        return _pending(doc) if doc else None
+
+    async def sweep_pending(self, before: datetime) -> int:
+        old = [k for k, d in self._pending.items() if d["created_at"] < before]
+        for key in old:
+            del self._pending[key]
+        return len(old)
+
+    def pending_docs(self) -> list[dict[str, Any]]:
+        return [{"_id": k, **v} for k, v in self._pending.items()]
 
     async def views(self, owner: str) -> list[SavedView]:
         return sorted((_view(d) for d in self._views.values() if d["owner"] == owner),

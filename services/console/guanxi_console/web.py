@@ -28,13 +28,15 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 SESSION_COOKIE = "gx_session"
 VISITOR_COOKIE = "gx_visitor"
 LANG_COOKIE = "gx_lang"
+# A random id of the browser during a sign-in through the identity provider (the pending sign-in is
+# stored under it and the state: the answer is accepted only in the browser that asked).
+SIGNIN_COOKIE = "gx_signin"
 CSRF_FIELD = "csrf_token"
 
 # No inline script or style, no eval, nothing from elsewhere; forms post only here; never framed.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
@@ -43,11 +45,24 @@ SECURITY_HEADERS = [
 ]
 
 
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def csp_for(settings: ConsoleSettings) -> str:
+    """The CSP; with single sign-on, forms may also lead to the provider (the sign-out form is answered
+    with a redirect to its end-session endpoint, and browsers hold redirects after a form to form-action)."""
+    provider = origin(settings.oidc_issuer or "") if settings.oidc_configured else ""
+    return CSP.replace("form-action 'self'", f"form-action 'self' {provider}") if provider else CSP
+
+
 class SecurityHeaders:
     """Pure ASGI: the CSP and friends on every answer; pages (not static files) are never cached."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, csp: str = CSP) -> None:
         self.app = app
+        self.headers = [(b"content-security-policy", csp.encode()), *SECURITY_HEADERS]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,9 +72,9 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {n for n, _ in SECURITY_HEADERS} | {b"cache-control"}
+                names = {n for n, _ in self.headers} | {b"cache-control"}
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                headers += SECURITY_HEADERS
+                headers += self.headers
                 headers.append((b"cache-control", b"public, max-age=3600" if static else b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
@@ -108,7 +123,7 @@ class Pages:
     def viewer(self, request: Request, session: Session | None, locale: str | None = None) -> Viewer:
         visitor = request.cookies.get(VISITOR_COOKIE) or ""
         new_visitor = None
-        if session is None and not _token_like(visitor):
+        if session is None and not token_like(visitor):
             visitor = new_visitor = secrets.token_urlsafe(24)
         key = f"s:{session.id}" if session else f"v:{visitor}"
         chosen = locale or (session.locale if session else None) or request.cookies.get(LANG_COOKIE) or ""
@@ -121,7 +136,7 @@ class Pages:
         if not submitted:
             return False
         key = f"s:{session.id}" if session else f"v:{request.cookies.get(VISITOR_COOKIE) or ''}"
-        if session is None and not _token_like(request.cookies.get(VISITOR_COOKIE) or ""):
+        if session is None and not token_like(request.cookies.get(VISITOR_COOKIE) or ""):
             return False
         return hmac.compare_digest(submitted, self.csrf_for(key))
 
@@ -154,8 +169,14 @@ class Pages:
                                 secure=self.settings.secure_cookies, path="/")
 
     def set_session_cookie(self, response: Response, session: Session) -> None:
+        # The cookie lasts as long as the session may: CONSOLE_SESSION_MAX_HOURS, or less when its token expires sooner.
+        token_left = int((session.token_expires_at - session.created_at).total_seconds())
         response.set_cookie(SESSION_COOKIE, session.id, httponly=True, samesite="lax", secure=self.settings.secure_cookies,
-                            path="/", max_age=self.settings.session_max_hours * 3600)
+                            path="/", max_age=max(60, min(self.settings.session_max_hours * 3600, token_left)))
+
+    def set_signin_cookie(self, response: Response, browser: str) -> None:
+        response.set_cookie(SIGNIN_COOKIE, browser, httponly=True, samesite="lax", secure=self.settings.secure_cookies,
+                            path="/signin/oidc", max_age=int(domain.oidc.PENDING_TTL.total_seconds()))
 
     def clear_session_cookie(self, response: Response) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=self.settings.secure_cookies)
@@ -183,5 +204,5 @@ def to_sign_in(request: Request, reason: str | None = None, pages: Pages | None 
     return response
 
 
-def _token_like(value: str) -> bool:
+def token_like(value: str) -> bool:
     return 16 <= len(value) <= 64 and all(c.isalnum() or c in "-_" for c in value)

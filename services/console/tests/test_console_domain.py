@@ -103,11 +103,12 @@ def test_queue_mine_and_unassigned_sorted_by_nearest_deadline() -> None:
 
 def test_queue_filter_drops_unknown_values_and_round_trips_through_its_query() -> None:
     assert QueueFilter.parse(["nonsense"], "urgent", "<script>", "billing", "x") == QueueFilter((), "urgent", None,
-                                                                                              "billing", "all")
+                                                                                              "billing", "team")
     assert QueueFilter(severity="urgent").query() == "severity=urgent"
-    chosen = QueueFilter.parse(["reopened", "received", "closed"], None, "phone", None, "team")
+    chosen = QueueFilter.parse(["reopened", "received", "closed"], None, "phone", None, "all")
     assert chosen.statuses == ("received", "reopened")  # open statuses only, in lifecycle order
-    assert chosen.query() == "status=received&status=reopened&channel=phone&scope=team"
+    assert chosen.query() == "status=received&status=reopened&channel=phone&scope=all"
+    assert QueueFilter().scope == "team"  # an agent works from its own team's unassigned cases
     assert QueueFilter.from_query(chosen.query()) == chosen
 
 

@@ -88,7 +88,8 @@ async def test_posts_without_the_csrf_token_are_refused(console: Console) -> Non
 
 
 async def test_production_refuses_the_development_sign_in() -> None:
-    settings = ConsoleSettings(environment="production", session_secret="s" * 40, internal_secret="i" * 40)
+    settings = ConsoleSettings(environment="production", session_secret="s" * 40, internal_secret="i" * 40,
+                               oidc_issuer="https://id.example.test", oidc_client_id="guanxi-console")
     app = build(settings, gateway=InMemoryGateway(), store=InMemoryConsoleStore(), tracing=False)
     async with serving(app, "http://console") as client:
         page = await client.get("/signin")
@@ -96,10 +97,15 @@ async def test_production_refuses_the_development_sign_in() -> None:
         csrf = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
         refused = await client.post("/signin/dev", data={"subject": "alice", "csrf_token": csrf})
         assert refused.status_code == 403 and "gx_session" not in refused.headers.get("set-cookie", "")
-        oidc = await client.get("/signin/oidc")
-        assert oidc.status_code == 503 and "CONSOLE_OIDC_ISSUER" in oidc.text
     with pytest.raises(ValueError, match="CONSOLE_SESSION_SECRET"):
-        ConsoleSettings(environment="production", internal_secret="i" * 40)
+        ConsoleSettings(environment="production", internal_secret="i" * 40, oidc_issuer="https://id.example.test",
+                        oidc_client_id="guanxi-console")
+
+
+async def test_single_sign_on_says_when_it_is_not_configured(console: Console) -> None:
+    oidc = await console.client.get("/signin/oidc")
+    assert oidc.status_code == 503 and "CONSOLE_OIDC_ISSUER" in oidc.text
+    assert "gx_session" not in oidc.headers.get("set-cookie", "")
 
 
 async def test_sign_out_and_expiry_lead_back_to_sign_in(console: Console) -> None:

@@ -18,14 +18,14 @@ async def test_with_the_queue_filters_the_api_filters_and_orders_the_lists(conso
     west = gateway.add_complaint(team="team-west", severity="urgent", received_at=now - timedelta(hours=1))
     gateway.add_complaint(owner="bob", severity="urgent")
     await console.sign_in("alice")
-    page = await console.client.get("/queue?severity=urgent")
+    page = await console.client.get("/queue?severity=urgent&scope=all")
     assert page.status_code == 200 and audit(page.text) == []
     mine_call, other_call = [c for c in gateway.calls if c[1] == "/complaints"][-2:]
     assert ("sort", "deadline") in other_call[3] and ("owner", "none") in other_call[3] and ("open", "true") in other_call[3]
     assert ("severity", "urgent") in other_call[3] and ("owner", "alice") in mine_call[3]
     assert east["number"] in page.text and west["number"] in page.text  # case numbers, not ids
     assert 'name="scope"' in page.text  # the API filters by team and alice has one
-    team = await console.client.get("/queue?scope=team")
+    team = await console.client.get("/queue")  # my team's unassigned cases unless every team's is asked for
     assert east["number"] in team.text and west["number"] not in team.text
     assert "team-east" in team.text and ("team", "team-east") in gateway.calls[-1][3]
 

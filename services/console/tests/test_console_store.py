@@ -1,5 +1,5 @@
-"""One contract for the console's store (sessions, saved queue views), run against the in-memory fake and
-the Mongo store on real FerretDB."""
+"""One contract for the console's store (sessions, sign-ins waiting for the identity provider, saved queue
+views), run against the in-memory fake and the Mongo store on real FerretDB."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from guanxi_console.domain import Session, session_key
+from guanxi_console.domain.oidc import PendingSignIn, pending_key
 from guanxi_console.settings import ConsoleSettings
 from guanxi_console.store import ConsoleStore, InMemoryConsoleStore, MongoConsoleStore
 from guanxi_shared.store import database, make_mongo_client
@@ -50,6 +51,25 @@ class StoreContract:
         assert await store.get_session("fresh") is not None
         assert await store.get_session("idle") is None and await store.get_session("expired") is None
         assert await store.sweep_sessions(NOW) == 0
+
+    async def test_a_session_of_single_sign_on_keeps_its_id_token(self, store: ConsoleStore) -> None:
+        hint = "header.claims.signature"
+        await store.put_session(session("s-2", id_token=hint))
+        found = await store.get_session("s-2")
+        assert found is not None and found.id_token == hint
+
+    async def test_a_pending_sign_in_is_used_once_and_swept_when_never_answered(self, store: ConsoleStore) -> None:
+        pending = PendingSignIn(state="st-1", nonce="no-1", verifier="ve-1" * 20, next="/customers/c1", locale="en",
+                                created_at=NOW)
+        key = pending_key("browser-1", "st-1")
+        await store.put_pending(key, pending)
+        await store.put_pending(pending_key("browser-1", "st-old"), PendingSignIn(
+            state="st-old", nonce="n", verifier="v", next="/queue", locale="zh-CN", created_at=NOW - timedelta(minutes=11)))
+        assert await store.take_pending(pending_key("browser-2", "st-1")) is None  # another browser
+        assert await store.take_pending(key) == pending
+        assert await store.take_pending(key) is None  # once
+        assert await store.sweep_pending(NOW - timedelta(minutes=10)) == 1
+        assert await store.take_pending(pending_key("browser-1", "st-old")) is None
 
     async def test_saved_views_belong_to_their_owner_and_a_name_replaces(self, store: ConsoleStore) -> None:
         first = await store.save_view("alice", "紧急", "severity=urgent", NOW)

@@ -36,6 +36,7 @@ class Deps:
     low_score_rule: CrisisRule
     low_score_opens_case: bool = False
     max_page_size: int = 200
+    first_contact_hours: float = 24.0  # first-contact resolution window (COMPLAINTS_FIRST_CONTACT_HOURS)
 
 
 def to_cloud_events(case: Case, emitted: list[Emitted], causation_id: str | None = None) -> list[CloudEvent]:

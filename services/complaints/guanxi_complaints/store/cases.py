@@ -257,8 +257,10 @@ class MongoCaseStore:
         return _page([Case.model_validate(d) async for d in found.limit(limit + 1)], limit)
 
     def _find(self, match: dict[str, Any], clauses: list[dict[str, Any]]) -> AsyncCursor[dict[str, Any]]:
+        # Lists read through the read pool: on FerretDB such a query decodes every candidate case, and on
+        # the one writing connection intake and commands would wait behind it.
         query = {**match, "$and": clauses} if clauses else match
-        return self.cases.find(query, {"outbox": 0})
+        return self.scan_cases.find(query, {"outbox": 0})
 
     async def _by_deadline(self, match: dict[str, Any], clauses: list[dict[str, Any]], limit: int,
                            cursor: str | None) -> CasePage:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +12,13 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from guanxi_shared.errors import NotFound
 
 from .. import domain, handlers
+from ..domain.oidc import SignInFailed
 from ..handlers import SignInRefused
-from ..settings import LOCALES
-from ..web import safe_next
+from ..settings import LOCALES, OIDC_CALLBACK_PATH, OIDC_SIGNED_OUT_PATH
+from ..web import SIGNIN_COOKIE, Pages, Viewer, origin, safe_next, token_like
 from .common import DepsDep, PagesDep, csrf_refused, maybe_session, signed_in
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 VENDOR = {"htmx.min.js": ("htmx.org", "dist/htmx.min.js"), "echarts.min.js": ("echarts", "dist/echarts.min.js")}
@@ -72,15 +77,57 @@ async def signin_dev(request: Request, deps: DepsDep, pages: PagesDep, subject: 
     return response
 
 
-@router.get("/signin/oidc")
-async def signin_oidc(request: Request, deps: DepsDep, pages: PagesDep) -> Response:
-    viewer = pages.viewer(request, None)
+def sign_in_failed(pages: Pages, request: Request, viewer: Viewer, failed: SignInFailed) -> Response:
+    """A failed single sign-on, in the person's words, with the way back to sign-in; nobody is signed in."""
+    what = domain.oidc.failure(failed.code)
     t = pages.gettext(viewer)
-    message = (t("Single sign-on (OpenID Connect) is configured but not available in this version yet.")
-               if deps.settings.oidc_configured else
-               t("Single sign-on (OpenID Connect) is not configured. An administrator sets CONSOLE_OIDC_ISSUER and "
-                 "CONSOLE_OIDC_CLIENT_ID."))
-    return pages.render(request, viewer, "message.html", status=503, title=t("Single sign-on"), message=message)
+    return pages.render(request, viewer, "message.html", status=what.status, title=t(what.title), message=t(what.message),
+                        detail=failed.detail, link_href="/signin" if what.retry else "",
+                        link_text=t("Sign in again"), back="/signin")  # the language switch: never back to the callback
+
+
+@router.get("/signin/oidc")
+async def signin_oidc(request: Request, deps: DepsDep, pages: PagesDep, next: str | None = None) -> Response:
+    """Single sign-on: a new sign-in (state, nonce, PKCE verifier kept here), off to the provider."""
+    viewer = pages.viewer(request, None)
+    browser = request.cookies.get(SIGNIN_COOKIE) or ""
+    if not token_like(browser):
+        browser = secrets.token_urlsafe(24)
+    try:
+        target = await handlers.start_oidc_sign_in(deps, browser, safe_next(next), viewer.locale)
+    except SignInFailed as failed:
+        if failed.code != "not_configured":
+            log.warning("single sign-on cannot start: %s", failed)
+        return sign_in_failed(pages, request, viewer, failed)
+    response = RedirectResponse(target, status_code=303)
+    pages.set_signin_cookie(response, browser)
+    pages.remember_visitor(response, viewer)
+    return response
+
+
+@router.get(OIDC_CALLBACK_PATH)
+async def signin_oidc_callback(request: Request, deps: DepsDep, pages: PagesDep) -> Response:
+    """The provider's answer: a session once everything checks out, else a page saying why."""
+    viewer = pages.viewer(request, None)
+    params = {key: request.query_params[key] for key in request.query_params}
+    try:
+        session, target = await handlers.complete_oidc_sign_in(deps, request.cookies.get(SIGNIN_COOKIE), params)
+    except SignInFailed as failed:
+        log.warning("single sign-on refused (%s)", failed)
+        return sign_in_failed(pages, request, viewer, failed)
+    previous = await maybe_session(request, deps)
+    if previous is not None:
+        await handlers.sign_out(deps, previous)  # a new sign-in replaces the old session (and its cookie)
+    response = RedirectResponse(target, status_code=303)
+    pages.set_session_cookie(response, session)
+    pages.set_lang_cookie(response, session.locale)
+    return response
+
+
+@router.get(OIDC_SIGNED_OUT_PATH)
+async def signed_out_at_provider() -> Response:
+    """Where the provider sends people back after its own sign-out (post_logout_redirect_uri)."""
+    return RedirectResponse("/signin?reason=signed_out", status_code=303)
 
 
 @router.post("/signout")
@@ -88,8 +135,18 @@ async def signout(request: Request, deps: DepsDep, pages: PagesDep, csrf_token: 
     session = await maybe_session(request, deps)
     if session is not None and not pages.csrf_ok(request, session, csrf_token):
         return csrf_refused(pages, request, pages.viewer(request, session))
+    at_provider = await handlers.provider_sign_out_url(deps, session)
     await handlers.sign_out(deps, session)
-    response = RedirectResponse("/signin?reason=signed_out", status_code=303)
+    if at_provider and origin(at_provider) != origin(deps.settings.oidc_issuer or ""):
+        # The CSP lets forms lead to the issuer's origin only: another one gets a link.
+        viewer = pages.viewer(request, None)
+        t = pages.gettext(viewer)
+        response: Response = pages.render(
+            request, viewer, "message.html", title=t("You have signed out."),
+            message=t("You have signed out of the console. Your organisation's account may still be signed in."),
+            link_href=at_provider, link_text=t("Sign out of your organisation's account too"))
+    else:
+        response = RedirectResponse(at_provider or "/signin?reason=signed_out", status_code=303)
     pages.clear_session_cookie(response)
     return response
 

@@ -6,11 +6,12 @@ modules what the gateway answered, the pages show what they decide. Messages are
 (deadlines, actions, the phone intake form), ``queue`` (filters, the lists, saved views),
 ``customers`` (profile forms, clear reads, contacts, erasure, the 360's sections), ``search`` (what a
 query is), ``status`` (the customer's own view of a complaint), ``surveys`` (the survey form),
-``sessions`` (sessions and the development roster)."""
+``sessions`` (sessions and the development roster), ``oidc`` (signing in through the organisation's
+OpenID Connect provider: PKCE, state and nonce, the person from the claims, what a failure says)."""
 
 from __future__ import annotations
 
-from . import customers, labels, search, status
+from . import customers, labels, oidc, search, status
 from .complaints import (
     ACTIONS,
     CASE_NUMBER,
@@ -83,6 +84,6 @@ __all__ = [
     "QueueFilter", "QueuePlan", "QueueRow", "SavedView", "Session", "SessionState", "StaffMember", "action_body",
     "allowed_actions", "build_queue", "case_label", "check_fields", "check_view_name", "countdown_parts",
     "customers", "deadline_views", "intake_body", "label", "labels", "needs_touch", "next_deadline",
-    "parse_time", "plan_queue", "roster_member", "search", "session_key", "session_state", "status",
+    "oidc", "parse_time", "plan_queue", "roster_member", "search", "session_key", "session_state", "status",
     "survey_answers",
 ]

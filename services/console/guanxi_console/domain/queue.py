@@ -28,7 +28,8 @@ class QueueFilter:
     severity: str | None = None
     channel: str | None = None
     category: str | None = None
-    scope: Scope = "all"  # the unassigned list: every team's, or only the viewer's team's
+    # The unassigned list: the viewer's team's (what an agent works from), or every team's on request.
+    scope: Scope = "team"
 
     @classmethod
     def parse(cls, statuses: Iterable[str] | str | None = (), severity: str | None = None, channel: str | None = None,
@@ -39,7 +40,7 @@ class QueueFilter:
         chosen = {s for s in statuses or () if s in OPEN_STATUSES}
         return cls(tuple(s for s in STATUSES if s in chosen), severity if severity in SEVERITIES else None,
                    channel if channel in CHANNELS else None, category if category in CATEGORIES else None,
-                   "team" if scope == "team" else "all")
+                   "all" if scope == "all" else "team")
 
     @classmethod
     def from_query(cls, query: str) -> QueueFilter:
@@ -59,8 +60,8 @@ class QueueFilter:
         out = [("status", s) for s in self.statuses]
         out += [(k, v) for k, v in (("severity", self.severity), ("channel", self.channel),
                                     ("category", self.category)) if v]
-        if self.scope == "team":
-            out.append(("scope", "team"))
+        if self.scope == "all":
+            out.append(("scope", "all"))
         return out
 
     def query(self) -> str:

@@ -46,7 +46,8 @@ def roster_member(subject: str) -> StaffMember | None:
 @dataclass
 class Session:
     """A signed-in person, kept on the server: the browser holds only the random ``id`` (an HttpOnly
-    cookie). The gateway bearer ``token`` never leaves the console."""
+    cookie). The gateway bearer ``token`` (minted for the roster in local mode, the provider's access
+    token in production) never leaves the console."""
 
     id: str
     subject: str
@@ -59,6 +60,8 @@ class Session:
     last_seen: datetime
     locale: str
     timezone: str
+    # Signed in through the OpenID Connect provider: its ID token, the hint of the sign-out at the provider.
+    id_token: str | None = None
 
     def has(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)

@@ -12,6 +12,7 @@ from guanxi_shared.errors import Forbidden
 
 from ..domain import Session
 from ..gateway import Gateway, Unauthenticated
+from ..identity import IdentityProvider
 from ..settings import ConsoleSettings
 from ..store import ConsoleStore
 
@@ -24,6 +25,7 @@ class Deps:
     gateway: Gateway
     store: ConsoleStore
     clock: Clock
+    identity: IdentityProvider | None = None  # the OpenID Connect provider, when configured
 
 
 class SignInRefused(Forbidden):

@@ -1,4 +1,8 @@
-"""Signing in and out, the session behind a cookie, the language choice, and the sweep of old sessions."""
+"""Signing in and out, the session behind a cookie, the language choice, and the sweep of old sessions.
+
+Two ways in: the development roster (local mode only: the console mints a gateway token) and the
+organisation's OpenID Connect provider (authorization code + PKCE: the session holds the provider's
+access token, which the gateway verifies; the console mints nothing)."""
 
 from __future__ import annotations
 
@@ -10,8 +14,12 @@ import jwt
 
 from .. import domain
 from ..domain import Session, StaffMember
+from ..domain.oidc import PENDING_TTL, SignInFailed
+from ..identity import IdentityProvider, ProviderRefused, ProviderUnavailable, TokenInvalid
 from ..settings import LOCALES, ConsoleSettings
 from .deps import Deps, SessionEnded, SignInRefused
+
+oidc = domain.oidc
 
 
 def mint_dev_token(settings: ConsoleSettings, member: StaffMember, now: datetime, ttl: timedelta) -> str:
@@ -40,6 +48,76 @@ async def sign_in_dev(deps: Deps, subject: str, locale: str) -> Session:
                       timezone=deps.settings.default_timezone)
     await deps.store.put_session(session)
     return session
+
+
+def _provider(deps: Deps) -> IdentityProvider:
+    if deps.identity is None or not deps.settings.oidc_configured:
+        raise SignInFailed("not_configured")
+    return deps.identity
+
+
+async def start_oidc_sign_in(deps: Deps, browser: str, next_path: str, locale: str) -> str:
+    """A new sign-in through the provider: its state, nonce and PKCE verifier kept in the store (under
+    the browser's cookie and the state); where to send the browser (the authorization endpoint)."""
+    provider = _provider(deps)
+    try:
+        metadata = await provider.metadata()
+    except ProviderUnavailable as exc:
+        raise SignInFailed("unreachable", str(exc)) from exc
+    pending = oidc.new_pending(next_path, locale if locale in LOCALES else deps.settings.default_locale, deps.clock.now())
+    await deps.store.put_pending(oidc.pending_key(browser, pending.state), pending)
+    settings = deps.settings
+    return oidc.authorization_url(metadata.authorization_endpoint, client_id=str(settings.oidc_client_id),
+                                  redirect_uri=settings.oidc_redirect_uri, scopes=settings.oidc_scope_list, pending=pending)
+
+
+async def complete_oidc_sign_in(deps: Deps, browser: str | None, params: dict[str, str]) -> tuple[Session, str]:
+    """The provider's answer at the callback: the pending sign-in of this browser and state (used up),
+    the code exchanged with its verifier, the ID token verified (signature, issuer, audience, expiry,
+    nonce), the person from the claims. Only then a session, holding the provider's access token until
+    it expires; (session, where to go). Any failure: ``SignInFailed`` and nobody is signed in."""
+    provider = _provider(deps)
+    now = deps.clock.now()
+    state = params.get("state") or ""
+    pending = await deps.store.take_pending(oidc.pending_key(browser, state)) if browser and state else None
+    code = oidc.check_answer(params, pending, now, str(deps.settings.oidc_issuer))
+    assert pending is not None  # check_answer refuses an answer without one
+    try:
+        tokens = await provider.exchange(code, pending.verifier)
+        id_claims = await provider.verify_id_token(tokens.id_token, tokens.access_token)
+        access_claims = await provider.access_token_claims(tokens.access_token)
+    except ProviderUnavailable as exc:
+        raise SignInFailed("unreachable", str(exc)) from exc
+    except ProviderRefused as exc:
+        raise SignInFailed("refused", str(exc)) from exc
+    except TokenInvalid as exc:
+        raise SignInFailed("bad_token", str(exc)) from exc
+    oidc.check_nonce(id_claims, pending.nonce)
+    person = oidc.person_from_claims(id_claims, access_claims, deps.settings.oidc_roles_claim)
+    expires = oidc.token_expiry(now, tokens.expires_in, access_claims, id_claims)
+    if expires <= now:
+        raise SignInFailed("bad_token", "the access token has already expired")
+    session = Session(id=secrets.token_urlsafe(32), subject=person.subject, name=person.name, roles=person.roles,
+                      team=person.team, token=tokens.access_token, token_expires_at=expires, created_at=now, last_seen=now,
+                      locale=pending.locale, timezone=deps.settings.default_timezone, id_token=tokens.id_token)
+    await deps.store.put_session(session)
+    return session, oidc.landing(pending.next, person.roles)
+
+
+async def provider_sign_out_url(deps: Deps, session: Session | None) -> str | None:
+    """Where to send a person signed in through the provider once the console session has ended: the
+    provider's ``end_session_endpoint`` when it advertises one (None otherwise, or when it cannot be asked)."""
+    if session is None or session.id_token is None or deps.identity is None or not deps.settings.oidc_configured:
+        return None
+    try:
+        metadata = await deps.identity.metadata()
+    except ProviderUnavailable:
+        return None
+    if not metadata.end_session_endpoint:
+        return None
+    return oidc.end_session_url(metadata.end_session_endpoint, id_token=session.id_token,
+                                client_id=str(deps.settings.oidc_client_id),
+                                post_logout_redirect_uri=deps.settings.oidc_post_logout_uri)
 
 
 async def current_session(deps: Deps, session_id: str | None) -> Session | None:
@@ -75,5 +153,8 @@ async def choose_locale(deps: Deps, session: Session | None, locale: str) -> str
 
 
 async def sweep_sessions(deps: Deps) -> int:
-    """Forget sessions nobody used for the idle time (and those whose token ran out): a periodic pass."""
-    return await deps.store.sweep_sessions(deps.clock.now() - timedelta(minutes=deps.settings.session_idle_minutes))
+    """Forget sessions nobody used for the idle time (and those whose token ran out), and sign-ins the
+    provider never answered: a periodic pass."""
+    now = deps.clock.now()
+    swept = await deps.store.sweep_sessions(now - timedelta(minutes=deps.settings.session_idle_minutes))
+    return swept + await deps.store.sweep_pending(now - PENDING_TTL)
