@@ -335,7 +335,7 @@ async def test_saved_views_and_the_teams_unassigned_complaints(console_stack: Co
     page = await desktop.new_page()
     await sign_in(page, stack, "alice")
     await page.get_by_label("严重程度").select_option("urgent")
-    scope = page.get_by_label("我的团队（team-east）")
+    scope = page.get_by_role("radio", name="我的团队（team-east）")
     if await scope.count() == 0:
         pytest.fail("the complaints API has no team filter: the team choice is not offered")
     await scope.check()
@@ -346,7 +346,9 @@ async def test_saved_views_and_the_teams_unassigned_complaints(console_stack: Co
     await page.get_by_role("button", name="保存视图").click()
     await expect(page.locator("#view-saved")).to_be_visible()
     await page.screenshot(path=screenshot_path("queue-views-zh"), full_page=True)
-    await page.get_by_role("link", name="清除筛选").click()
+    # Every team's unassigned cases on request; the saved view brings back my team's urgent ones.
+    await page.get_by_role("radio", name="所有团队").check()
+    await page.get_by_role("button", name="筛选", exact=True).click()
     await expect(page.locator(f'#list-unassigned tr[data-case="{west}"]')).to_be_visible()
     await page.get_by_role("link", name="我组紧急").click()
     await expect(page.locator(f'#list-unassigned tr[data-case="{west}"]')).to_have_count(0)
