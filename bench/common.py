@@ -146,3 +146,19 @@ def percentile(values: list[float], q: float) -> float:
 
 
 Doc = dict[str, Any]
+
+
+async def stop_processes(procs: list[Any]) -> None:
+    """Terminate a benchmark's service processes, then wait for each (killed after 30 s)."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            await asyncio.to_thread(p.wait, 30)
+        except Exception:
+            p.kill()
+
+
+def log_tails(directory: Path) -> dict[str, str]:
+    """The last lines of each process log of a run (reported when a run fails)."""
+    return {p.name: p.read_text(errors="replace")[-2000:] for p in directory.glob("*.log")}

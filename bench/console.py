@@ -50,7 +50,7 @@ from guanxi_shared.events import new_event
 from guanxi_shared.topics import COMPLAINT_RECEIVED, COMPLAINT_REGISTERED
 
 from . import quiet
-from .common import create_topics, end_offsets, percentile, wait_group_done
+from .common import create_topics, end_offsets, log_tails, percentile, stop_processes, wait_group_done
 from .gateway import free_port, spawn, wait_ready
 from .latency import Mailbox, SinkHandler
 
@@ -305,18 +305,12 @@ class ConsoleBench:
     async def stop(self) -> None:
         if self.api is not None:
             await self.api.aclose()
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                await asyncio.to_thread(p.wait, 30)
-            except Exception:
-                p.kill()
+        await stop_processes(self.procs)
         if self.sink is not None:
             self.sink.stop()
 
     def logs(self) -> dict[str, str]:
-        return {p.name: p.read_text(errors="replace")[-2000:] for p in self.dir.glob("*.log")}
+        return log_tails(self.dir)
 
 
 # Which half of a team's cases each of its two agents takes from (alternate cases: both get a spread of

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 
-from .common import create_topics, percentile
+from .common import create_topics, log_tails, percentile, stop_processes
 from .gateway import free_port, spawn, wait_ready
 
 CUSTOMERS = int(os.environ.get("GUANXI_BENCH_LAT_CUSTOMERS", "40"))
@@ -264,18 +264,12 @@ class LatencyBench:
     async def stop(self) -> None:
         if self.client is not None:
             await self.client.aclose()
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                await asyncio.to_thread(p.wait, 30)
-            except Exception:
-                p.kill()
+        await stop_processes(self.procs)
         if self.sink is not None:
             self.sink.stop()
 
     def logs(self) -> dict[str, str]:
-        return {p.name: p.read_text(errors="replace")[-2000:] for p in self.dir.glob("*.log")}
+        return log_tails(self.dir)
 
 
 async def run(kafka: str, mongodb_url: str, prefix: str, suffix: str) -> dict[str, Any]:
